@@ -1,0 +1,162 @@
+"""Reads over customers and transactions. Aggregation happens in the database."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db.models import Count, F, Max, Min, Q, QuerySet, Sum
+from django.db.models.functions import Coalesce, TruncMonth
+
+from .models import CampaignHistory, Customer, ImportJob, Transaction
+
+ACTIVE_WINDOW_DAYS = 90
+ZERO = Decimal("0")
+
+
+@dataclass(frozen=True)
+class OverviewKPIs:
+    customers: int
+    active_customers: int
+    active_window_days: int
+    as_of: datetime | None
+    revenue: Decimal
+    orders: int
+    average_order_value: Decimal | None
+    repeat_customers: int
+    repeat_purchase_rate: float | None
+    returns_value: Decimal
+    first_transaction: datetime | None
+
+
+def overview_kpis() -> OverviewKPIs:
+    """Headline figures. 'Active' = bought within ACTIVE_WINDOW_DAYS of the last transaction."""
+    span = Transaction.objects.aggregate(first=Min("invoiced_at"), last=Max("invoiced_at"))
+    as_of = span["last"]
+    purchases = Transaction.objects.filter(is_return=False)
+    totals = Transaction.objects.aggregate(
+        revenue=Coalesce(Sum("amount"), ZERO),
+        returns=Coalesce(Sum("amount", filter=Q(is_return=True)), ZERO),
+    )
+    order_totals = purchases.aggregate(gross=Coalesce(Sum("amount"), ZERO), orders=Count("invoice", distinct=True))
+    per_customer_orders = (
+        purchases.values("customer_id").annotate(n=Count("invoice", distinct=True)).values("n")
+    )
+    buyers = per_customer_orders.count()
+    repeaters = per_customer_orders.filter(n__gte=2).count()
+    active = 0
+    if as_of is not None:
+        window_start = as_of - timedelta(days=ACTIVE_WINDOW_DAYS)
+        active = purchases.filter(invoiced_at__gt=window_start).values("customer_id").distinct().count()
+    orders = order_totals["orders"]
+    return OverviewKPIs(
+        customers=Customer.objects.count(),
+        active_customers=active,
+        active_window_days=ACTIVE_WINDOW_DAYS,
+        as_of=as_of,
+        revenue=totals["revenue"],
+        orders=orders,
+        average_order_value=(order_totals["gross"] / orders) if orders else None,
+        repeat_customers=repeaters,
+        repeat_purchase_rate=(repeaters / buyers) if buyers else None,
+        returns_value=totals["returns"],
+        first_transaction=span["first"],
+    )
+
+
+def monthly_revenue() -> list[dict]:
+    """Net revenue, gross sales, returns and buying customers per calendar month."""
+    rows = (
+        Transaction.objects.annotate(month=TruncMonth("invoiced_at"))
+        .values("month")
+        .annotate(
+            revenue=Sum("amount"),
+            returns=Coalesce(Sum("amount", filter=Q(is_return=True)), ZERO),
+            customers=Count("customer_id", distinct=True),
+            orders=Count("invoice", distinct=True, filter=Q(is_return=False)),
+        )
+        .order_by("month")
+    )
+    return list(rows)
+
+
+def customer_list(search: str = "", order: str = "-revenue") -> QuerySet[Customer]:
+    """Customers with their totals; `search` matches id (prefix) or country (exact, case-insensitive)."""
+    qs = Customer.objects.annotate(
+        orders=Count("transactions__invoice", distinct=True, filter=Q(transactions__is_return=False)),
+        revenue=Coalesce(Sum("transactions__amount"), ZERO),
+        last_purchase=Max("transactions__invoiced_at", filter=Q(transactions__is_return=False)),
+    )
+    search = search.strip()
+    if search:
+        qs = qs.filter(Q(external_id__istartswith=search) | Q(country__iexact=search))
+    allowed = {"revenue", "-revenue", "orders", "-orders", "last_purchase", "-last_purchase", "external_id", "-external_id"}
+    if order not in allowed:
+        order = "-revenue"
+    nulls = {"nulls_last": True} if order.startswith("-") else {"nulls_first": True}
+    field = order.lstrip("-")
+    expression = F(field).desc(**nulls) if order.startswith("-") else F(field).asc(**nulls)
+    return qs.order_by(expression, "external_id")
+
+
+@dataclass(frozen=True)
+class CustomerTotals:
+    orders: int
+    lines: int
+    gross_sales: Decimal
+    returns_value: Decimal
+    net_revenue: Decimal
+    average_order_value: Decimal | None
+    first_purchase: datetime | None
+    last_purchase: datetime | None
+    distinct_products: int
+
+
+def customer_totals(customer: Customer) -> CustomerTotals:
+    agg = Transaction.objects.filter(customer=customer).aggregate(
+        orders=Count("invoice", distinct=True, filter=Q(is_return=False)),
+        lines=Count("id"),
+        gross=Coalesce(Sum("amount", filter=Q(is_return=False)), ZERO),
+        returns=Coalesce(Sum("amount", filter=Q(is_return=True)), ZERO),
+        first=Min("invoiced_at", filter=Q(is_return=False)),
+        last=Max("invoiced_at", filter=Q(is_return=False)),
+        products=Count("product_id", distinct=True),
+    )
+    return CustomerTotals(
+        orders=agg["orders"],
+        lines=agg["lines"],
+        gross_sales=agg["gross"],
+        returns_value=agg["returns"],
+        net_revenue=agg["gross"] + agg["returns"],
+        average_order_value=(agg["gross"] / agg["orders"]) if agg["orders"] else None,
+        first_purchase=agg["first"],
+        last_purchase=agg["last"],
+        distinct_products=agg["products"],
+    )
+
+
+def customer_invoices(customer: Customer) -> list[dict]:
+    """One row per invoice: time, value, lines, whether it is a return. Newest first."""
+    return list(
+        Transaction.objects.filter(customer=customer)
+        .values("invoice", "is_return")
+        .annotate(invoiced_at=Min("invoiced_at"), amount=Sum("amount"), lines=Count("id"), items=Sum("quantity"))
+        .order_by("-invoiced_at", "invoice")
+    )
+
+
+def customer_transactions(customer: Customer, limit: int = 200) -> QuerySet[Transaction]:
+    return (
+        Transaction.objects.filter(customer=customer)
+        .select_related("product")
+        .order_by("-invoiced_at", "-id")[:limit]
+    )
+
+
+def customer_campaigns(customer: Customer) -> QuerySet[CampaignHistory]:
+    return CampaignHistory.objects.filter(customer=customer).order_by("-sent_at")
+
+
+def recent_imports(limit: int = 50) -> QuerySet[ImportJob]:
+    return ImportJob.objects.select_related("created_by").order_by("-created_at", "-id")[:limit]

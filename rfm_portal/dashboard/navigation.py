@@ -1,0 +1,32 @@
+"""The portal's navigation: every capability is listed from day one.
+
+`built` is False until the capability's app provides its page; the placeholder page
+then says plainly that it is not built yet, rather than showing invented numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Capability:
+    slug: str
+    title: str
+    url_name: str
+    summary: str
+    admin_only: bool = False
+
+
+CAPABILITIES: tuple[Capability, ...] = (
+    Capability("overview", "Overview", "dashboard:overview", "Customers, revenue and repeat purchase at a glance."),
+    Capability("customers", "Customers", "customers:list", "Search customers and open their 360° view."),
+    Capability("segments", "Segments", "dashboard:segments", "RFM segments and K-Means clusters with names a marketer understands."),
+    Capability("cltv", "Lifetime value", "dashboard:cltv", "BG/NBD + Gamma-Gamma CLTV with uncertainty, validated on a holdout."),
+    Capability("churn", "Churn risk", "dashboard:churn", "Who is about to leave, why (SHAP), and what would keep them."),
+    Capability("lookalikes", "Lookalikes", "dashboard:lookalikes", "Customer2Vec embeddings and FAISS nearest neighbours."),
+    Capability("uplift", "Uplift", "dashboard:uplift", "Whom an offer would actually change: causal forest, Qini and AUUC."),
+    Capability("campaigns", "Campaigns", "dashboard:campaigns", "Rank, budget, message and export target lists."),
+    Capability("live", "Live feed", "dashboard:live", "At-risk customers as events stream in."),
+    Capability("imports", "Imports", "customers:imports", "Transaction imports with their error reports."),
+)

@@ -1,0 +1,13 @@
+from django.urls import path
+
+from . import views
+
+app_name = "dashboard"
+
+# Capabilities whose apps are not built yet; each app replaces its entry with its own urls.
+PENDING = ("segments", "cltv", "churn", "lookalikes", "uplift", "campaigns", "live")
+
+urlpatterns = [
+    path("", views.overview, name="overview"),
+    *[path(f"{slug}/", views.capability_pending, {"slug": slug}, name=slug) for slug in PENDING],
+]

@@ -1,0 +1,9 @@
+"""Websocket routes; each capability that pushes live data adds its consumer here."""
+
+from django.urls import path
+
+from rfm_portal.mlops.consumers import JobsConsumer
+
+websocket_urlpatterns = [
+    path("ws/jobs/", JobsConsumer.as_asgi()),
+]
