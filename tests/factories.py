@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from decimal import Decimal
 
-from django.utils import timezone
 
 from rfm_portal.customers.models import Customer, Product, Transaction
 
@@ -19,7 +18,7 @@ def make_transaction(
     unit_price: str,
     product: Product | None = None,
 ) -> Transaction:
-    invoiced_at = timezone.make_aware(datetime.fromisoformat(when), timezone.UTC)
+    invoiced_at = datetime.fromisoformat(when).replace(tzinfo=UTC)
     price = Decimal(unit_price)
     row_hash = hashlib.sha1(f"{invoice}|{customer.external_id}|{when}|{quantity}|{unit_price}".encode()).hexdigest()
     return Transaction.objects.create(
