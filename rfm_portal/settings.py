@@ -171,6 +171,8 @@ else:
     # Embedded: an in-process broker; `manage.py serve` runs a worker thread beside the
     # web server, so tasks and the in-memory channel layer share one process.
     CELERY_BROKER_URL = "memory://"
+    # The memory transport polls; kombu's default of 1 s would delay every task start.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"polling_interval": 0.1}
     CHANNEL_LAYERS = {"default": {"BACKEND": "rfm_portal.mlops.channel_layers.ThreadSafeInMemoryChannelLayer"}}
 
 CELERY_RESULT_BACKEND = None  # Job rows are the record of every task.
@@ -180,6 +182,10 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = int(os.environ.get("CELERY_TASK_TIME_LIMIT", 60 * 60))
 CELERY_TASK_SOFT_TIME_LIMIT = int(os.environ.get("CELERY_TASK_SOFT_TIME_LIMIT", 55 * 60))
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_TASK_ALWAYS_EAGER", False)
+if REDIS_URL:
+    # With late acks Redis redelivers a task unacked after visibility_timeout; keep that
+    # beyond the hard time limit so a long, healthy task is never run twice at once.
+    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 5 * 60}
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_BEAT_SCHEDULE: dict = {}
 

@@ -10,6 +10,8 @@ urlpatterns = [
     path("django-admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("", include("rfm_portal.accounts.urls")),
+    path("", include("rfm_portal.mlops.urls")),
     path("", include("rfm_portal.customers.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]

@@ -5,3 +5,6 @@ class AccountsConfig(AppConfig):
     name = "rfm_portal.accounts"
     label = "accounts"
     verbose_name = "Accounts, roles and API keys"
+
+    def ready(self) -> None:
+        from . import schema  # noqa: F401  registers the OpenAPI extension

@@ -70,8 +70,8 @@ def customer_timeline_figure(invoices: Sequence[dict]) -> dict:
         yaxis="y2", mode="lines", line={"color": PORTAL_COLORS[1], "shape": "hv"},
     )
     fig.update_layout(
-        yaxis={"title": "Invoice value"},
-        yaxis2={"title": "Cumulative", "overlaying": "y", "side": "right", "showgrid": False},
+        yaxis={"title": "Invoice value", "rangemode": "tozero"},
+        yaxis2={"title": "Cumulative", "overlaying": "y", "side": "right", "showgrid": False, "rangemode": "tozero"},
         hovermode="closest",
     )
     return as_json(_layout(fig, "Transaction timeline", height=320))

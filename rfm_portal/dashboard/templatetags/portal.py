@@ -9,3 +9,9 @@ def percent(value, digits: int = 1) -> str:
     if value is None or value == "":
         return "–"
     return f"{float(value) * 100:.{int(digits)}f}%"
+
+
+@register.filter
+def absolute(value):
+    """Magnitude of a number, e.g. returns shown as a positive amount."""
+    return abs(value) if value is not None else value

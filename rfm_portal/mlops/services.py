@@ -1,0 +1,223 @@
+"""Model registry: versions, promotion and rollback, artifacts and the per-process model cache.
+
+Status life cycle: training -> ready | failed; ready -> active (promote);
+active -> retired (another version promoted) or -> ready (rolled back from).
+`rollback` re-activates the most recently activated retired version, so successive
+rollbacks walk back through the promotion history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import tempfile
+import threading
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import joblib
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from .models import ModelVersion
+
+Status = ModelVersion.Status
+ARTIFACT_FILENAME = "model.joblib"
+_VERSION_ALLOCATION_ATTEMPTS = 20
+
+
+class RegistryError(Exception):
+    """A registry operation that the current state does not allow."""
+
+
+class NoActiveModel(LookupError):
+    pass
+
+
+class ArtifactIntegrityError(RuntimeError):
+    """The artifact on disk is not the one registered (sha256 mismatch)."""
+
+
+# --- Versions -------------------------------------------------------------------
+
+
+def start_model_version(
+    kind: str, params: dict[str, Any], user=None, data_cutoff: datetime | None = None
+) -> ModelVersion:
+    """Register a training run under the next version number of its kind.
+
+    Two trainings of one kind may start at once; the (kind, version) unique constraint
+    decides, and the loser retries with the next number.
+    """
+    for _ in range(_VERSION_ALLOCATION_ATTEMPTS):
+        latest = ModelVersion.objects.filter(kind=kind).aggregate(v=Max("version"))["v"] or 0
+        try:
+            with transaction.atomic():
+                return ModelVersion.objects.create(
+                    kind=kind,
+                    version=latest + 1,
+                    status=Status.TRAINING,
+                    params=params,
+                    trained_by=user if getattr(user, "pk", None) else None,
+                    data_cutoff=data_cutoff,
+                )
+        except IntegrityError:
+            continue
+    raise RegistryError(f"could not allocate a version number for {kind!r}")
+
+
+def complete_model_version(
+    mv: ModelVersion, metrics: dict[str, Any], artifact_path: str | Path, model_card: str = ""
+) -> ModelVersion:
+    if mv.status != Status.TRAINING:
+        raise RegistryError(f"{mv} is not training")
+    mv.metrics = metrics
+    mv.artifact_path = str(artifact_path)
+    mv.artifact_sha256 = file_sha256(resolve_artifact(artifact_path))
+    mv.model_card = model_card
+    mv.status = Status.READY
+    mv.save(update_fields=["metrics", "artifact_path", "artifact_sha256", "model_card", "status"])
+    return mv
+
+
+def fail_model_version(mv: ModelVersion, error: str) -> ModelVersion:
+    """Record a failed training. Only this row changes, so the active version keeps serving."""
+    ModelVersion.objects.filter(pk=mv.pk).update(status=Status.FAILED, error=error[:10_000])
+    mv.refresh_from_db(fields=["status", "error"])
+    return mv
+
+
+def _lock_kind(kind: str) -> list[ModelVersion]:
+    # Every promotion/rollback of a kind locks all its rows in id order, so they
+    # serialise on the first row and cannot deadlock one another.
+    return list(ModelVersion.objects.select_for_update().filter(kind=kind).order_by("id"))
+
+
+def promote(mv: ModelVersion) -> ModelVersion:
+    with transaction.atomic():
+        rows = {row.pk: row for row in _lock_kind(mv.kind)}
+        target = rows.get(mv.pk)
+        if target is None:
+            raise RegistryError(f"{mv} no longer exists")
+        if target.status == Status.ACTIVE:
+            return target
+        if target.status not in (Status.READY, Status.RETIRED):
+            raise RegistryError(f"only a ready or retired version can be promoted, not {target.status}")
+        _activate(target)
+    mv.refresh_from_db()
+    return mv
+
+
+def rollback(kind: str) -> ModelVersion:
+    """Re-activate the version that was active before the current one."""
+    with transaction.atomic():
+        rows = _lock_kind(kind)
+        candidates = [
+            row for row in rows if row.status == Status.RETIRED and row.activated_at is not None and row.artifact_sha256
+        ]
+        if not candidates:
+            raise RegistryError(f"no earlier {kind} version to roll back to")
+        target = max(candidates, key=lambda row: (row.activated_at, row.version))
+        _activate(target, demote_to=Status.READY)
+    return target
+
+
+def _activate(target: ModelVersion, demote_to: str = Status.RETIRED) -> None:
+    # Within the kind lock: first demote the current active, then activate, so the
+    # partial unique constraint never sees two active rows.
+    ModelVersion.objects.filter(kind=target.kind, status=Status.ACTIVE).update(status=demote_to)
+    target.status = Status.ACTIVE
+    target.activated_at = timezone.now()
+    target.save(update_fields=["status", "activated_at"])
+
+
+# --- Artifacts ------------------------------------------------------------------
+
+
+def artifact_root() -> Path:
+    return Path(settings.ARTIFACT_ROOT)
+
+
+def resolve_artifact(path: str | Path) -> Path:
+    """Stored paths are relative to ARTIFACT_ROOT, so the root can move (e.g. a volume)."""
+    path = Path(path)
+    return path if path.is_absolute() else artifact_root() / path
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1024 * 1024), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def write_artifact(kind: str, version: int, obj: Any) -> tuple[str, str]:
+    """Serialise obj to <ARTIFACT_ROOT>/<kind>/v<version>/model.joblib; returns (relative path, sha256).
+
+    Written to a temporary file in the same directory and renamed into place, so a
+    reader never sees a half-written artifact.
+    """
+    relative = Path(kind) / f"v{version}" / ARTIFACT_FILENAME
+    target = artifact_root() / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".joblib")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            joblib.dump(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        sha256 = file_sha256(Path(tmp_name))
+        os.replace(tmp_name, target)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return str(relative), sha256
+
+
+def load_artifact(path: str | Path, expected_sha256: str) -> Any:
+    # Hash and unpickle the same bytes: nothing can swap the file in between.
+    data = resolve_artifact(path).read_bytes()
+    actual = hashlib.sha256(data).hexdigest()
+    if actual != expected_sha256:
+        raise ArtifactIntegrityError(f"artifact {path} has sha256 {actual}, registry expects {expected_sha256}")
+    return joblib.load(io.BytesIO(data))
+
+
+_cache: dict[str, tuple[int, Any]] = {}
+_cache_lock = threading.Lock()
+
+
+def load_active(kind: str) -> Any:
+    """The active model of a kind, loaded once per process and swapped on promotion.
+
+    Each call costs one indexed query for the active version's id; the artifact is
+    only read when that id differs from the cached one.
+    """
+    active = (
+        ModelVersion.objects.filter(kind=kind, status=Status.ACTIVE)
+        .values_list("pk", "artifact_path", "artifact_sha256")
+        .first()
+    )
+    if active is None:
+        raise NoActiveModel(f"no active {kind} model")
+    pk, path, sha256 = active
+    cached = _cache.get(kind)
+    if cached is not None and cached[0] == pk:
+        return cached[1]
+    with _cache_lock:
+        cached = _cache.get(kind)
+        if cached is not None and cached[0] == pk:
+            return cached[1]
+        obj = load_artifact(path, sha256)
+        _cache[kind] = (pk, obj)
+        return obj
+
+
+def clear_model_cache() -> None:
+    with _cache_lock:
+        _cache.clear()

@@ -1,0 +1,42 @@
+"""Maintenance tasks run as Jobs. Capability apps keep their training tasks in their own tasks.py."""
+
+from __future__ import annotations
+
+from django.db.models import Min
+
+from rfm_portal.customers.models import Customer
+
+from .progress import JobReporter, job_task
+
+
+@job_task(name="mlops.recompute_customer_first_seen")
+def recompute_customer_first_seen(reporter: JobReporter, batch_size: int = 500) -> dict[str, int]:
+    """Set every customer's first_seen to the time of their first transaction.
+
+    Imports keep first_seen up to date as they go; this repairs it after deletes or
+    hand edits. Customers without transactions get None. Batches keep memory flat
+    and give the progress bar something to show.
+    """
+    ids = list(Customer.objects.order_by("pk").values_list("pk", flat=True))
+    total = len(ids)
+    updated = 0
+    reporter.report(0, f"Checking {total} customers")
+    for start in range(0, total, batch_size):
+        chunk = ids[start : start + batch_size]
+        customers = list(
+            Customer.objects.filter(pk__in=chunk).annotate(first=Min("transactions__invoiced_at")).order_by("pk")
+        )
+        changed = [c for c in customers if c.first_seen != c.first]
+        for customer in changed:
+            customer.first_seen = customer.first
+        Customer.objects.bulk_update(changed, ["first_seen"])
+        updated += len(changed)
+        done = min(start + batch_size, total)
+        reporter.step(done, total, f"{done} of {total} customers checked, {updated} corrected")
+    return {"customers": total, "updated": updated}
+
+
+# Tasks an admin may start from the Jobs page, by the name shown there.
+RUNNABLE = {
+    "recompute_customer_first_seen": (recompute_customer_first_seen, "Recompute customers' first-seen dates"),
+}

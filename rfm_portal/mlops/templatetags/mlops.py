@@ -1,0 +1,11 @@
+from django import template
+
+register = template.Library()
+
+
+@register.filter
+def metric(value) -> str:
+    """Metrics are free-form JSON: round floats for display, show anything else as is."""
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
