@@ -6,7 +6,6 @@ import hashlib
 from datetime import UTC, datetime
 from decimal import Decimal
 
-
 from rfm_portal.customers.models import Customer, Product, Transaction
 
 

@@ -37,16 +37,21 @@ class Transaction(models.Model):
     """One invoice line. Cancellations and returns are kept, flagged and negative."""
 
     invoice = models.CharField(max_length=32)
-    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="transactions")
+    # No single-column index: the (customer, invoiced_at) index below serves customer lookups.
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="transactions", db_index=False)
     product = models.ForeignKey(Product, on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     invoiced_at = models.DateTimeField()
     quantity = models.IntegerField()
     unit_price = models.DecimalField(max_digits=12, decimal_places=4)
-    amount = models.DecimalField(max_digits=14, decimal_places=4, help_text="quantity × unit price; negative for returns")
+    amount = models.DecimalField(
+        max_digits=14, decimal_places=4, help_text="quantity × unit price; negative for returns"
+    )
     is_return = models.BooleanField(default=False)
     # Content hash of the source line (plus its occurrence number among identical lines):
     # importing the same file twice, or overlapping files, adds nothing.
-    row_hash = models.CharField(max_length=40, unique=True)
+    # A UniqueConstraint rather than unique=True: PostgreSQL then skips the LIKE-pattern index
+    # Django adds for unique text columns, which a hash never needs.
+    row_hash = models.CharField(max_length=40)
     import_job = models.ForeignKey("ImportJob", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
 
     class Meta:
@@ -55,6 +60,7 @@ class Transaction(models.Model):
             models.Index(fields=["customer", "invoiced_at"]),
             models.Index(fields=["invoiced_at"]),
         ]
+        constraints = [models.UniqueConstraint(fields=["row_hash"], name="transaction_row_hash_unique")]
 
     def __str__(self) -> str:
         return f"{self.invoice} {self.customer_id} {self.amount}"
@@ -72,7 +78,9 @@ class CampaignHistory(models.Model):
 
     class Meta:
         ordering = ["campaign", "customer_id"]
-        constraints = [models.UniqueConstraint(fields=["customer", "campaign"], name="one_record_per_customer_campaign")]
+        constraints = [
+            models.UniqueConstraint(fields=["customer", "campaign"], name="one_record_per_customer_campaign")
+        ]
 
     def __str__(self) -> str:
         return f"{self.campaign} {self.customer_id} treated={self.treated}"

@@ -40,11 +40,14 @@ def overview_kpis() -> OverviewKPIs:
         returns=Coalesce(Sum("amount", filter=Q(is_return=True)), ZERO),
     )
     order_totals = purchases.aggregate(gross=Coalesce(Sum("amount"), ZERO), orders=Count("invoice", distinct=True))
-    per_customer_orders = (
-        purchases.values("customer_id").annotate(n=Count("invoice", distinct=True)).values("n")
+    buyers = purchases.values("customer_id").distinct().count()
+    repeaters = (
+        Customer.objects.annotate(
+            purchase_orders=Count("transactions__invoice", distinct=True, filter=Q(transactions__is_return=False))
+        )
+        .filter(purchase_orders__gte=2)
+        .count()
     )
-    buyers = per_customer_orders.count()
-    repeaters = per_customer_orders.filter(n__gte=2).count()
     active = 0
     if as_of is not None:
         window_start = as_of - timedelta(days=ACTIVE_WINDOW_DAYS)
@@ -91,7 +94,8 @@ def customer_list(search: str = "", order: str = "-revenue") -> QuerySet[Custome
     search = search.strip()
     if search:
         qs = qs.filter(Q(external_id__istartswith=search) | Q(country__iexact=search))
-    allowed = {"revenue", "-revenue", "orders", "-orders", "last_purchase", "-last_purchase", "external_id", "-external_id"}
+    sortable = ("revenue", "orders", "last_purchase", "external_id")
+    allowed = {*sortable, *(f"-{name}" for name in sortable)}
     if order not in allowed:
         order = "-revenue"
     nulls = {"nulls_last": True} if order.startswith("-") else {"nulls_first": True}

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import api, import_views, views
 
 app_name = "customers"
 
@@ -8,5 +8,7 @@ urlpatterns = [
     path("customers/", views.customer_list, name="list"),
     path("customers/<str:external_id>/", views.customer_detail, name="detail"),
     path("imports/", views.import_list, name="imports"),
+    path("imports/upload/", import_views.import_upload, name="import-upload"),
     path("imports/<int:pk>/", views.import_detail, name="import-detail"),
+    path("api/imports/", api.import_create_api, name="api-imports"),
 ]

@@ -6,6 +6,7 @@ from rfm_portal.dashboard import charts
 
 from . import selectors
 from .models import Customer, ImportJob
+from .panels import customer_panels
 
 PAGE_SIZE = 50
 
@@ -29,6 +30,7 @@ def customer_detail(request: HttpRequest, external_id: str) -> HttpResponse:
         "timeline_figure": charts.customer_timeline_figure(invoices) if invoices else None,
         "transactions": selectors.customer_transactions(customer),
         "campaigns": selectors.customer_campaigns(customer),
+        "panels": customer_panels(customer),
     }
     return render(request, "customers/detail.html", context)
 
