@@ -68,6 +68,8 @@ INSTALLED_APPS = [
     "rfm_portal.customers",
     "rfm_portal.mlops",
     "rfm_portal.dashboard",
+    "segmentation",
+    "cltv",
 ]
 
 MIDDLEWARE = [

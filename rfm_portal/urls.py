@@ -13,5 +13,7 @@ urlpatterns = [
     path("", include("rfm_portal.accounts.urls")),
     path("", include("rfm_portal.mlops.urls")),
     path("", include("rfm_portal.customers.urls")),
+    path("", include("segmentation.urls")),
+    path("", include("cltv.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]

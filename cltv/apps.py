@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class CltvConfig(AppConfig):
+    name = "cltv"
+    label = "cltv"
+    verbose_name = "Customer lifetime value"
