@@ -184,9 +184,11 @@ def build_features(
     if not keep.any():
         return empty_features(with_p_alive, with_country)
     t = t_all[keep]
-    cust_codes, cust_ids = pd.factorize(transactions["customer_id"].to_numpy()[keep])
+    # Series-level factorize: categorical / integer id columns take pandas' fast path
+    cust_codes, cust_ids = pd.factorize(transactions["customer_id"][keep])
+    cust_ids = np.asarray(cust_ids, dtype=object)
     n_cust = len(cust_ids)
-    inv_codes, inv_ids = pd.factorize(transactions["invoice"].to_numpy()[keep])
+    inv_codes, inv_ids = pd.factorize(transactions["invoice"][keep])
     amount = transactions["amount"].to_numpy(dtype="float64")[keep]
     is_ret = transactions["is_return"].to_numpy(dtype=bool)[keep]
 
@@ -246,12 +248,18 @@ def build_features(
 
     # category breadth over purchase rows
     if "category" in transactions.columns:
-        cat = transactions["category"].to_numpy()[keep]
-        cat_ok = ~is_ret & pd.notna(cat)
-        cat_ok &= pd.Series(cat).astype("string").fillna("").str.len().to_numpy(dtype=np.int64) > 0
-        cat_codes, cat_ids = pd.factorize(cat[cat_ok])
-        pair = np.unique(cust_codes[cat_ok].astype(np.int64) * max(len(cat_ids), 1) + cat_codes)
-        category_count = np.bincount(pair // max(len(cat_ids), 1), minlength=n_cust)
+        cat_codes, cat_ids = pd.factorize(transactions["category"][keep])  # missing → -1
+        named = np.array([isinstance(c, str) and c.strip() != "" for c in cat_ids], dtype=bool)
+        cat_ok = ~is_ret & (cat_codes >= 0)
+        cat_ok[cat_ok] = named[cat_codes[cat_ok]]
+        n_cat = max(len(cat_ids), 1)
+        pair = cust_codes[cat_ok].astype(np.int64) * n_cat + cat_codes[cat_ok]
+        if n_cust * n_cat <= 50_000_000:  # dense presence table: O(rows), no hashing
+            seen = np.zeros(n_cust * n_cat, dtype=bool)
+            seen[pair] = True
+            category_count = seen.reshape(n_cust, n_cat).sum(axis=1)
+        else:
+            category_count = np.bincount(pd.unique(pair) // n_cat, minlength=n_cust)
     else:
         category_count = np.zeros(n_cust, dtype=np.int64)
 
