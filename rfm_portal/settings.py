@@ -70,6 +70,7 @@ INSTALLED_APPS = [
     "rfm_portal.dashboard",
     "segmentation",
     "cltv",
+    "churn",
 ]
 
 MIDDLEWARE = [

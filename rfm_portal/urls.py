@@ -15,5 +15,6 @@ urlpatterns = [
     path("", include("rfm_portal.customers.urls")),
     path("", include("segmentation.urls")),
     path("", include("cltv.urls")),
+    path("", include("churn.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]

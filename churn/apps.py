@@ -1,0 +1,7 @@
+from django.apps import AppConfig
+
+
+class ChurnConfig(AppConfig):
+    name = "churn"
+    label = "churn"
+    verbose_name = "Churn risk"
