@@ -5,3 +5,10 @@ class ChurnConfig(AppConfig):
     name = "churn"
     label = "churn"
     verbose_name = "Churn risk"
+
+    def ready(self) -> None:
+        from rfm_portal.customers.panels import register_customer_panel
+
+        from .views import customer_panel_context
+
+        register_customer_panel(order=30, template="churn/customer_panel.html", build=customer_panel_context)

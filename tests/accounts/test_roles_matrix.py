@@ -26,6 +26,10 @@ PUBLIC = {"login"}
 EXCLUDED_PREFIXES = ("django-admin/",)
 ADMIN_ONLY_NAMESPACES = {"accounts"}
 ADMIN_ONLY = {"mlops:model-promote", "mlops:model-rollback", "mlops:job-start"}
+# Starting a training run is an admin action in every capability app.
+ADMIN_ONLY_URL_NAMES = {"train", "retrain"}
+# The scoring endpoints CRM systems call sit at the root (POST /predict_churn, …), not under /api/.
+API_ROUTE_PREFIXES = ("api/", "predict_churn", "predict_cltv", "similar_customers", "uplift_score")
 # API endpoints that act on behalf of the company: an integration key or an admin.
 API_KEY_OR_ADMIN = {"customers:api-imports"}
 # POSTing logs the user out, which looks exactly like a refusal; GET is still checked.
@@ -41,6 +45,7 @@ SAMPLE_KWARGS: dict[str, Callable[[dict], dict]] = {
     "mlops:model-rollback": lambda objs: {"kind": objs["model_version"].kind},
     "mlops:job-start": lambda objs: {"name": "recompute_customer_first_seen"},
     "mlops:api-job": lambda objs: {"pk": objs["job"].pk},
+    "segmentation:api-customer-rfm": lambda objs: {"external_id": objs["customer"].external_id},
 }
 
 
@@ -64,16 +69,17 @@ def portal_urls() -> list[tuple[str, str, bool]]:
 
 
 URLS = portal_urls()
-API_URLS = [u for u in URLS if u[1].startswith("api/")]
+API_URLS = [u for u in URLS if u[1].startswith(API_ROUTE_PREFIXES)]
 
 
 def category(name: str, route: str) -> str:
     if name in PUBLIC:
         return "public"
-    if route.startswith("api/"):
+    if route.startswith(API_ROUTE_PREFIXES):
         return "api-key-or-admin" if name in API_KEY_OR_ADMIN else "api"
     namespace = name.split(":")[0] if ":" in name else ""
-    if namespace in ADMIN_ONLY_NAMESPACES or name in ADMIN_ONLY or "upload" in name:
+    admin_action = name.split(":")[-1] in ADMIN_ONLY_URL_NAMES or name in ADMIN_ONLY or "upload" in name
+    if namespace in ADMIN_ONLY_NAMESPACES or admin_action:
         return "admin"
     return "portal"
 

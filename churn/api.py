@@ -1,0 +1,239 @@
+"""POST /predict_churn: churn risk by customer id(s) or by a raw feature payload, single or batch."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import pandas as pd
+from django.contrib.auth.decorators import login_not_required
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from churn import services
+from churn.counterfactual import counterfactuals, purchase_scenarios
+from churn.explain import explain_rows
+from churn.pipeline import ChurnModelBundle
+from rfm_portal.customers.features import FeatureError, features_from_payload
+from rfm_portal.customers.models import Customer
+from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 10_000
+MAX_EXPLAIN = 1_000
+NO_MODEL = ("No churn model is active yet, so nothing can be scored. An admin can train one on the Churn page "
+            "(or run `manage.py train_churn`).")
+
+
+class PredictChurnInputSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(required=False, help_text="One customer's external id.")
+    customer_ids = serializers.ListField(
+        child=serializers.CharField(), required=False, allow_empty=False,
+        help_text=f"Up to {MAX_BATCH:,} external ids; features are built from their transactions before as_of.",
+    )
+    features = serializers.JSONField(
+        required=False,
+        help_text=f"One feature record (object) or up to {MAX_BATCH:,} (list), each with every model feature "
+        "(recency_days, frequency, monetary, …); customer_id and country optional.",
+    )
+    as_of = serializers.DateTimeField(
+        required=False, help_text="Feature cut-off for customer ids (default: now). Transactions before it count."
+    )
+    explain = serializers.BooleanField(
+        default=False, help_text=f"Add SHAP contributions and a counterfactual (batches up to {MAX_EXPLAIN:,})."
+    )
+    top_k = serializers.IntegerField(default=5, min_value=1, max_value=20, help_text="Contributions per customer.")
+
+    def validate_customer_ids(self, value: list[str]) -> list[str]:
+        if len(value) > MAX_BATCH:
+            raise serializers.ValidationError(f"At most {MAX_BATCH:,} customer ids per request, got {len(value):,}.")
+        return list(dict.fromkeys(value))
+
+    def validate_features(self, value: Any) -> pd.DataFrame:
+        if isinstance(value, list) and len(value) > MAX_BATCH:
+            raise serializers.ValidationError(f"At most {MAX_BATCH:,} feature records per request, got {len(value):,}.")
+        if not isinstance(value, (dict, list)):
+            raise serializers.ValidationError("Must be an object (one record) or a list of objects.")
+        try:
+            return features_from_payload(value)
+        except FeatureError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [k for k in ("customer_id", "customer_ids", "features") if k in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError("Give exactly one of customer_id, customer_ids or features.")
+        size = len(attrs["customer_ids"]) if "customer_ids" in attrs else (
+            len(attrs["features"]) if "features" in attrs else 1)
+        if attrs["explain"] and size > MAX_EXPLAIN:
+            raise serializers.ValidationError(
+                {"explain": f"explain=true is limited to {MAX_EXPLAIN:,} customers per request, got {size:,}."})
+        return attrs
+
+
+class ModelVersionRefSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    version = serializers.IntegerField()
+    id = serializers.IntegerField()
+    model_kind = serializers.CharField(help_text="logistic or lightgbm")
+
+
+class ContributionSerializer(serializers.Serializer):
+    feature = serializers.CharField()
+    label = serializers.CharField()
+    value = serializers.FloatField(help_text="The customer's raw feature value.")
+    contribution = serializers.FloatField(help_text="SHAP value, log-odds of churn.")
+    direction = serializers.CharField()
+
+
+class ExplanationSerializer(serializers.Serializer):
+    base_value = serializers.FloatField(help_text="Log-odds before any feature.")
+    log_odds = serializers.FloatField(help_text="= base_value + Σ contributions + rest.")
+    rest = serializers.FloatField(help_text="Summed contribution of the features not listed.")
+    contributions = ContributionSerializer(many=True)
+
+
+class CounterfactualSerializer(serializers.Serializer):
+    message = serializers.CharField(help_text="The change, phrased for a marketer, with the re-scored risk.")
+    feasible = serializers.BooleanField()
+    method = serializers.CharField()
+    original_probability = serializers.FloatField()
+    new_probability = serializers.FloatField(help_text="The model's probability at the counterfactual point.")
+    changes = serializers.ListField(child=serializers.DictField())
+    purchase_scenarios = serializers.ListField(child=serializers.CharField(),
+                                               help_text='"k more purchases now" re-scored (k = 1…3).')
+
+
+class PredictionSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    probability = serializers.FloatField(help_text="P(no purchase within horizon_days).")
+    risk_band = serializers.CharField()
+    explanation = ExplanationSerializer(required=False)
+    counterfactual = CounterfactualSerializer(required=False, allow_null=True)
+
+
+class UnscoredSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class PredictChurnOutputSerializer(serializers.Serializer):
+    model_version = ModelVersionRefSerializer()
+    horizon_days = serializers.IntegerField()
+    threshold = serializers.FloatField()
+    as_of = serializers.DateTimeField(allow_null=True, help_text="Feature cut-off (customer ids only).")
+    count = serializers.IntegerField()
+    results = PredictionSerializer(many=True)
+    unscored = UnscoredSerializer(many=True, help_text="Unknown ids, or customers with no purchase before as_of.")
+
+
+def _explanations(bundle: ChurnModelBundle, X: pd.DataFrame, top_k: int) -> dict[str, dict[str, Any]]:
+    rows = explain_rows(bundle, X, top_k=top_k)
+    cfs = {cf.customer_id: cf for cf in counterfactuals(bundle, X)}
+    scen = purchase_scenarios(bundle, X)
+    scen = scen[scen["purchases"] > 0]
+    messages: dict[str, list[str]] = {}
+    for cid, msg in zip(scen["customer_id"], scen["message"], strict=True):
+        messages.setdefault(cid, []).append(msg)
+    out = {}
+    for row in rows:
+        cid = row["customer_id"]
+        cf = cfs.get(cid)
+        out[cid] = {
+            "explanation": {"base_value": row["base_value"], "log_odds": row["log_odds"], "rest": row["rest"],
+                            "contributions": row["contributions"]},
+            "counterfactual": None if cf is None else {
+                "message": cf.message, "feasible": cf.feasible, "method": cf.method,
+                "original_probability": cf.original_proba, "new_probability": cf.new_proba, "changes": cf.changes,
+                "purchase_scenarios": messages.get(cid, []),
+            },
+        }
+    return out
+
+
+def predict(bundle: ChurnModelBundle, X: pd.DataFrame, explain: bool, top_k: int) -> list[dict[str, Any]]:
+    """Score a feature frame (indexed by the caller's customer ids)."""
+    if not len(X):
+        return []
+    p = bundle.predict_proba(X)
+    bands = bundle.bands.assign(p)
+    results = [{"customer_id": str(cid), "probability": float(pi), "risk_band": str(b)}
+               for cid, pi, b in zip(X.index, p, bands, strict=True)]
+    if explain:
+        extra = _explanations(bundle, X, top_k)
+        for r in results:
+            r.update(extra[r["customer_id"]])
+            r.setdefault("counterfactual", None)
+    return results
+
+
+class PredictChurnApi(APIView):
+    """Churn risk for CRM integrations (API key) and portal users (session)."""
+
+    @extend_schema(
+        operation_id="predict_churn",
+        summary="Churn risk by customer id(s) or by feature payload",
+        description=(
+            "Probability that a customer makes no purchase within the active model's horizon (default 90 days). "
+            "By `customer_id` / `customer_ids` the features are built from the stored transactions before `as_of` "
+            "(default now) with the same feature code as training; by `features` the payload is validated field by "
+            f"field. Batches up to {MAX_BATCH:,}; `explain=true` adds SHAP contributions (log-odds; base_value + Σ "
+            "contributions + rest = log_odds) and a counterfactual for customers above the threshold. Every answer "
+            "names the model version. 503 when no churn model is active."
+        ),
+        request=PredictChurnInputSerializer,
+        responses={200: PredictChurnOutputSerializer, 400: None, 404: None, 503: None},
+        examples=[OpenApiExample("by id", value={"customer_id": "12346", "explain": True}, request_only=True)],
+        tags=["churn"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PredictChurnInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            bundle: ChurnModelBundle = load_active(services.KIND)
+        except NoActiveModel:
+            return Response({"detail": NO_MODEL}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except (OSError, ArtifactIntegrityError) as error:
+            logger.exception("cannot load the active churn model")
+            return Response({"detail": f"The active churn model's artifact cannot be read ({type(error).__name__}); "
+                                       "an admin should retrain or roll back on the Models page."},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        unscored: list[dict[str, str]] = []
+        as_of = None
+        if "features" in data:
+            X = data["features"]
+        else:
+            ids = [data["customer_id"]] if "customer_id" in data else data["customer_ids"]
+            as_of = services.as_of_datetime(data.get("as_of"))
+            known = dict(Customer.objects.filter(external_id__in=ids).values_list("pk", "external_id"))
+            X = services.features_for_customers(list(known), as_of)
+            X.index = pd.Index([known[pk] for pk in X.index], name="customer_id")
+            X = X.loc[[cid for cid in ids if cid in X.index]]  # answer in the order asked
+            found = set(known.values())
+            for cid in ids:
+                if cid not in found:
+                    unscored.append({"customer_id": cid, "reason": "unknown customer"})
+                elif cid not in X.index:
+                    unscored.append({"customer_id": cid, "reason": "no purchase before as_of"})
+            if "customer_id" in data and unscored:
+                code = status.HTTP_404_NOT_FOUND if unscored[0]["reason"] == "unknown customer" else 422
+                return Response({"detail": f"Customer {data['customer_id']}: {unscored[0]['reason']}."}, status=code)
+        results = predict(bundle, X, data["explain"], data["top_k"])
+        registry = bundle.metrics.get("registry", {})
+        body = {
+            "model_version": {"kind": registry.get("kind", services.KIND), "version": registry.get("version", 0),
+                              "id": registry.get("id", 0), "model_kind": bundle.kind},
+            "horizon_days": bundle.horizon_days, "threshold": bundle.threshold,
+            "as_of": as_of.to_pydatetime() if as_of is not None else None,
+            "count": len(results), "results": results, "unscored": unscored,
+        }
+        return Response(PredictChurnOutputSerializer(body).data)
+
+
+# DRF does its own authentication (API key or session); the login-redirect middleware must not.
+predict_churn_api = login_not_required(PredictChurnApi.as_view())

@@ -1,0 +1,393 @@
+"""Churn training and scoring: transactions in the database → backtest → registry + score rows.
+
+Registry layout (a choice, see the issue): the champion is registered as kind ``churn`` and
+promoted; the model that lost the comparison is registered as kind ``churn_challenger`` with
+status *ready*, its holdout metrics and its artifact (refit on the same latest window), for audit
+and comparison. Keeping it out of the ``churn`` lane means the active ``churn`` version always
+has a full population of ``ChurnScore`` rows behind the pages and the API, and nobody promotes a
+model that lost the backtest over the champion by accident.
+
+P(alive) from CLTV is **not** used as a feature: the ``CLTVScore`` rows hold P(alive) as of the
+CLTV version's own cut-off, while the backtest needs it as of ``cutoff − H`` and ``cutoff − 2H``;
+feeding the later value into the earlier windows would leak the future into training.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from django.db import transaction
+from django.db.models import FloatField, Max
+from django.db.models.functions import Cast
+from django.utils import timezone
+
+from churn.explain import shap_explain, top_contributions
+from churn.models import ChurnScore
+from churn.pipeline import (
+    ChurnConfig,
+    ChurnError,
+    ChurnModelBundle,
+    ChurnTrainingResult,
+    fit_bundle,
+    make_training_set,
+    train_churn,
+)
+from rfm_portal.customers.features import FEATURE_COLUMNS, FEATURE_DOCS, build_features
+from rfm_portal.customers.models import Customer, Transaction
+from rfm_portal.mlops.models import ModelVersion
+from rfm_portal.mlops.services import (
+    complete_model_version,
+    fail_model_version,
+    promote,
+    start_model_version,
+    write_artifact,
+)
+
+logger = logging.getLogger(__name__)
+
+KIND = "churn"
+CHALLENGER_KIND = "churn_challenger"
+SCORE_BATCH = 5000
+TOP_K = 3
+
+__all__ = ["CHALLENGER_KIND", "KIND", "ChurnError", "score_features", "train_churn_model"]
+
+
+class ProgressReporter(Protocol):
+    def report(self, progress: int, message: str = "") -> None: ...
+
+
+class _Silent:
+    def report(self, progress: int, message: str = "") -> None:
+        logger.debug("churn %s%% %s", progress, message)
+
+
+# ---------------------------------------------------------------------------------------------
+# reading the database into the frames build_features expects
+# ---------------------------------------------------------------------------------------------
+
+
+def _utc(value: Any) -> pd.Timestamp:
+    ts = pd.Timestamp(value)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+
+
+def load_transactions(customer_pks: list[int] | None = None, before: Any = None) -> pd.DataFrame:
+    """Transactions as the frame ``build_features`` expects, ``customer_id`` = the customer's pk.
+
+    One ``values_list`` query (amount cast to float in SQL); customer id, invoice and category are
+    categorical columns, which ``build_features`` factorises on pandas' fast path.
+    """
+    qs = Transaction.objects.all()
+    if customer_pks is not None:
+        qs = qs.filter(customer_id__in=customer_pks)
+    if before is not None:
+        qs = qs.filter(invoiced_at__lt=_utc(before).to_pydatetime())
+    rows = list(
+        qs.annotate(amount_f=Cast("amount", FloatField())).values_list(
+            "customer_id", "invoice", "invoiced_at", "amount_f", "quantity", "is_return", "product__category"
+        )
+    )
+    if not rows:
+        return pd.DataFrame({
+            "customer_id": pd.Series([], dtype="int64"), "invoice": pd.Series([], dtype="object"),
+            "invoiced_at": pd.Series([], dtype="datetime64[ns, UTC]"), "amount": pd.Series([], dtype="float64"),
+            "quantity": pd.Series([], dtype="int64"), "is_return": pd.Series([], dtype=bool),
+            "category": pd.Series([], dtype="object"),
+        })
+    cust, inv, at, amount, qty, ret, cat = zip(*rows, strict=True)
+    return pd.DataFrame({
+        "customer_id": np.asarray(cust, dtype=np.int64),
+        "invoice": pd.Categorical(inv),
+        "invoiced_at": pd.to_datetime(list(at), utc=True),
+        "amount": np.asarray(amount, dtype=np.float64),
+        "quantity": np.asarray(qty, dtype=np.int64),
+        "is_return": np.asarray(ret, dtype=bool),
+        "category": pd.Categorical([c or "" for c in cat]),
+    })
+
+
+def load_customers(customer_pks: list[int] | None = None) -> pd.DataFrame:
+    qs = Customer.objects.all()
+    if customer_pks is not None:
+        qs = qs.filter(pk__in=customer_pks)
+    rows = list(qs.values_list("pk", "country", "first_seen"))
+    pks, countries, first_seen = zip(*rows, strict=True) if rows else ((), (), ())
+    return pd.DataFrame({
+        "customer_id": np.asarray(pks, dtype=np.int64),
+        "country": list(countries),
+        "first_seen": pd.to_datetime(list(first_seen), utc=True),
+    })
+
+
+def default_cutoff() -> pd.Timestamp:
+    """The day after the last transaction, 00:00 UTC (so every transaction counts)."""
+    last = Transaction.objects.aggregate(last=Max("invoiced_at"))["last"]
+    if last is None:
+        raise ChurnError("There are no transactions yet: import some before training a churn model.")
+    return _utc(last).normalize() + pd.Timedelta(days=1)
+
+
+def features_for_customers(customer_pks: list[int], as_of: Any) -> pd.DataFrame:
+    """Features of these customers as of ``as_of`` through the same ``build_features`` as training.
+
+    Indexed by customer pk; customers without a purchase before ``as_of`` are absent.
+    """
+    tx = load_transactions(customer_pks, before=as_of)
+    return build_features(tx, _utc(as_of), load_customers(customer_pks))
+
+
+# ---------------------------------------------------------------------------------------------
+# training
+# ---------------------------------------------------------------------------------------------
+
+
+def model_card_text(result: ChurnTrainingResult, config: ChurnConfig, role: str, kind: str) -> str:
+    """The model card users read on the Models page (plain text)."""
+    H = config.horizon_days
+    m = result.metrics[kind]
+    features = ", ".join(f"{FEATURE_DOCS[f]['label']} ({f})" for f in result.bundle.features if f in FEATURE_DOCS)
+    return "\n".join([
+        f"Churn model ({kind}, {role}).",
+        "",
+        f"Definition of churn: a customer churns when they make no purchase within {H} days after the "
+        "cut-off. The business is non-contractual, so nobody 'cancels'; silence for the horizon is the signal.",
+        "",
+        "Intended use: rank existing customers (at least one purchase) by the risk of going quiet, to choose "
+        "whom a retention campaign should contact and what a campaign would need to change. Not for "
+        "decisions about individuals beyond marketing contact, and not for customers with no purchase yet.",
+        "",
+        f"Training: time-based backtest. Trained on features at {result.train_window['feature_cutoff'][:10]} "
+        f"with labels up to {result.train_window['label_end'][:10]}; evaluated out of time on features at "
+        f"{result.holdout_window['feature_cutoff'][:10]} with labels up to {result.holdout_window['label_end'][:10]} "
+        f"({result.holdout_window['customers']} customers, churn rate {result.holdout_window['churn_rate']:.0%}). "
+        "The stored model is refit on the latest window and scores customers as of the cut-off.",
+        "",
+        f"Holdout: ROC-AUC {m['roc_auc']:.3f}, PR-AUC {m['pr_auc']:.3f}, Brier {m['brier']:.4f}.",
+        f"Champion rule: the challenger wins only with ≥ {config.min_auc_gain} more ROC-AUC and a Brier score no "
+        f"worse. Outcome: {result.reason}.",
+        "",
+        f"Features: {features}.",
+        "",
+        "Limitations: learns from purchase history only (no marketing contacts, web visits or service "
+        "tickets); a customer whose usual gap between orders is longer than the horizon looks risky even "
+        "when on schedule; probabilities are calibrated on the latest window and drift as buying seasons "
+        "change — retrain regularly; counterfactuals are feature-space suggestions, not causal effects of a "
+        "campaign (see Uplift for those). P(alive) from CLTV is not used (it is only known as of the CLTV "
+        "cut-off, which would leak into the backtest windows).",
+    ])
+
+
+def _metrics_for(result: ChurnTrainingResult, kind: str, role: str, config: ChurnConfig) -> dict[str, Any]:
+    m = dict(result.metrics[kind])
+    m.update({
+        "role": role, "model_kind": kind, "champion": result.champion, "champion_reason": result.reason,
+        "champion_rule": (f"challenger wins iff ROC-AUC ≥ baseline + {config.min_auc_gain} and Brier ≤ baseline; "
+                          "otherwise the logistic baseline stays"),
+        "train_window": result.train_window, "holdout_window": result.holdout_window,
+    })
+    return m
+
+
+def _register(
+    kind: str, bundle: ChurnModelBundle, mv: ModelVersion, metrics: dict[str, Any], card: str,
+) -> ModelVersion:
+    bundle.metrics = {**bundle.metrics, "registry": {"kind": kind, "version": mv.version, "id": mv.pk}}
+    path, _sha = write_artifact(kind, mv.version, bundle)
+    return complete_model_version(mv, metrics, path, card)
+
+
+def train_churn_model(
+    *,
+    cutoff: Any = None,
+    horizon_days: int = 90,
+    user: Any = None,
+    reporter: ProgressReporter | None = None,
+    config: ChurnConfig | None = None,
+) -> list[ModelVersion]:
+    """Backtest both models, register both, promote the champion and store its per-customer scores.
+
+    Returns ``[champion (kind churn, active), challenger (kind churn_challenger, ready)]``. Any
+    error marks the versions started here failed and re-raises; the previously active version and
+    its scores are untouched (scores are written in one transaction with the promotion).
+    """
+    progress = reporter or _Silent()
+    cfg = config or ChurnConfig(horizon_days=horizon_days)
+    cut = _utc(cutoff) if cutoff is not None else None
+    params: dict[str, Any] = {"horizon_days": cfg.horizon_days, "threshold": cfg.threshold,
+                              "bands": {"low": cfg.bands.low, "high": cfg.bands.high},
+                              "challenger": cfg.challenger, "min_auc_gain": cfg.min_auc_gain}
+    mv = start_model_version(KIND, {**params, "role": "champion"}, user=user,
+                             data_cutoff=cut.to_pydatetime() if cut is not None else None)
+    started = [mv]
+    try:
+        progress.report(2, "Reading transactions")
+        if cut is None:
+            cut = default_cutoff()
+            mv.data_cutoff = cut.to_pydatetime()
+            mv.save(update_fields=["data_cutoff"])
+        tx = load_transactions(before=cut)
+        customers = load_customers()
+        progress.report(15, f"Backtesting on {len(tx):,} transactions "
+                            f"(cut-off {cut.date()}, horizon {cfg.horizon_days} d)")
+        result = train_churn(tx, customers, cut, cfg)
+        loser = cfg.challenger if result.champion == "logistic" else "logistic"
+        progress.report(45, f"Champion: {result.champion}. {result.reason}")
+
+        # the losing model, refit on the same latest window, registered for comparison
+        latest = make_training_set(tx, customers, cut, cfg.horizon_days)
+        other = fit_bundle(loser, latest, cfg)  # type: ignore[arg-type]
+        other.metrics = {"holdout": {k: v for k, v in result.metrics[loser].items()
+                                     if k not in ("roc_curve", "pr_curve")}, "champion_reason": result.reason}
+        cmv = start_model_version(CHALLENGER_KIND, {**params, "role": "challenger", "model_kind": loser}, user=user,
+                                  data_cutoff=cut.to_pydatetime())
+        started.append(cmv)
+        _register(CHALLENGER_KIND, other, cmv, _metrics_for(result, loser, "challenger", cfg),
+                  model_card_text(result, cfg, "challenger — lost the backtest, not serving", loser))
+
+        progress.report(55, "Scoring customers as of the cut-off")
+        X = build_features(tx, cut, customers)
+        metrics = _metrics_for(result, result.champion, "champion", cfg)
+        metrics["comparison"] = result.metrics  # both models, with curves, for the comparison charts
+        metrics["scored_customers"] = len(X)
+        metrics["challenger_version"] = {"id": cmv.pk, "version": cmv.version, "model_kind": loser}
+        p = result.bundle.predict_proba(X) if len(X) else np.array([])
+        bands = result.bundle.bands.assign(p)
+        metrics["risk_bands"] = {b: int((bands == b).sum()) for b in ("low", "medium", "high")}
+        mv.params = {**mv.params, "model_kind": result.champion, "features": list(result.bundle.features)}
+        mv.save(update_fields=["params"])
+        _register(KIND, result.bundle, mv, metrics, model_card_text(result, cfg, "champion", result.champion))
+        with transaction.atomic():
+            n = write_scores(mv, result.bundle, X, progress)
+            promote(mv)
+        progress.report(100, f"v{mv.version} active: {n:,} customers scored")
+    except Exception as error:
+        for started_mv in started:
+            started_mv.refresh_from_db(fields=["status"])
+            if started_mv.status in (ModelVersion.Status.TRAINING, ModelVersion.Status.READY):
+                fail_model_version(started_mv, f"{type(error).__name__}: {error}")
+        ChurnScore.objects.filter(model_version__in=started).delete()
+        raise
+    mv.refresh_from_db()
+    cmv.refresh_from_db()
+    return [mv, cmv]
+
+
+# ---------------------------------------------------------------------------------------------
+# scoring
+# ---------------------------------------------------------------------------------------------
+
+
+def score_features(bundle: ChurnModelBundle, X: pd.DataFrame, top_k: int = TOP_K) -> list[dict[str, Any]]:
+    """Probability, band and top-``k`` SHAP contributions per row (vectorised over the batch)."""
+    if not len(X):
+        return []
+    p = bundle.predict_proba(X)
+    bands = bundle.bands.assign(p)
+    expl = shap_explain(bundle, X)
+    idx, vals = top_contributions(expl, top_k)
+    out = []
+    for i in range(len(X)):
+        contribs = [
+            {"feature": expl.feature_names[j], "label": FEATURE_DOCS.get(expl.feature_names[j], {}).get("label", ""),
+             "value": float(expl.data[i, j]), "contribution": float(v)}
+            for j, v in zip(idx[i], vals[i], strict=True)
+        ]
+        out.append({"probability": float(p[i]), "risk_band": str(bands[i]), "contributions": contribs})
+    return out
+
+
+def _feature_record(row: tuple) -> dict[str, float]:
+    return {name: float(value) for name, value in zip(FEATURE_COLUMNS, row, strict=True)}
+
+
+def write_scores(mv: ModelVersion, bundle: ChurnModelBundle, X: pd.DataFrame,
+                 progress: ProgressReporter | None = None) -> int:
+    """Store one ``ChurnScore`` per featurised customer (``X`` indexed by customer pk)."""
+    progress = progress or _Silent()
+    now = timezone.now()
+    total = len(X)
+    for start in range(0, total, SCORE_BATCH):
+        chunk = X.iloc[start:start + SCORE_BATCH]
+        scored = score_features(bundle, chunk)
+        rows = chunk[list(FEATURE_COLUMNS)].itertuples(index=False, name=None)
+        ChurnScore.objects.bulk_create([
+            ChurnScore(customer_id=int(pk), model_version=mv, probability=s["probability"], risk_band=s["risk_band"],
+                       top_contributions=s["contributions"], features=_feature_record(r), scored_at=now)
+            for pk, s, r in zip(chunk.index, scored, rows, strict=True)
+        ], batch_size=2000)
+        done = min(start + SCORE_BATCH, total)
+        progress.report(55 + 40 * done // max(total, 1), f"{done:,} of {total:,} customers scored")
+    return total
+
+
+def features_from_scores(scores: list[ChurnScore]) -> pd.DataFrame:
+    """Stored features back into a frame (indexed by external id) for explanations."""
+    frame = pd.DataFrame([s.features for s in scores], index=pd.Index([s.customer.external_id for s in scores],
+                                                                        name="customer_id"))
+    for name in FEATURE_COLUMNS:
+        if name not in frame.columns:
+            frame[name] = 0.0
+    return frame
+
+
+def as_of_datetime(value: dt.datetime | str | None) -> pd.Timestamp:
+    return _utc(value) if value is not None else _utc(timezone.now())
+
+
+# ---------------------------------------------------------------------------------------------
+# explanations for the pages (the math is in churn.explain / churn.counterfactual / churn.charts)
+# ---------------------------------------------------------------------------------------------
+
+
+def global_explanation(bundle: ChurnModelBundle, scores: list[ChurnScore]) -> dict[str, Any]:
+    """Global SHAP (importance bars + beeswarm) over a sample of stored customers' features."""
+    from churn import charts
+    from churn.explain import beeswarm_data, global_importance
+
+    if not scores:
+        return {}
+    expl = shap_explain(bundle, features_from_scores(scores))
+    importance = global_importance(expl)
+    return {
+        "importance": importance,
+        "importance_figure": charts.importance_figure(
+            importance, title=f"What drives churn risk ({len(scores):,} customers)"),
+        "beeswarm_figure": charts.beeswarm_figure(beeswarm_data(expl)),
+    }
+
+
+def decision_plot(bundle: ChurnModelBundle, scores: list[ChurnScore]) -> dict[str, Any] | None:
+    from churn import charts
+
+    if not scores:
+        return None
+    expl = shap_explain(bundle, features_from_scores(scores))
+    return charts.decision_figure([expl.row(i) for i in range(len(scores))])
+
+
+def customer_explanation(bundle: ChurnModelBundle, score: ChurnScore) -> dict[str, Any]:
+    """One customer: waterfall, decision plot, counterfactual and "k purchases now" scenarios."""
+    from churn import charts
+    from churn.counterfactual import counterfactuals, purchase_scenarios
+
+    X = features_from_scores([score])
+    row = shap_explain(bundle, X).row(0)
+    cfs = counterfactuals(bundle, X)
+    scenarios = purchase_scenarios(bundle, X)
+    return {
+        "waterfall_figure": charts.waterfall_figure(row),
+        "decision_figure": charts.decision_figure([row]),
+        "probability": float(bundle.predict_proba(X)[0]),
+        "counterfactual": cfs[0].to_dict() if cfs else None,
+        "scenarios": [
+            {"purchases": int(k), "probability": float(pr), "below": bool(b), "message": m}
+            for k, pr, b, m in zip(scenarios["purchases"], scenarios["proba"], scenarios["below_threshold"],
+                                   scenarios["message"], strict=True) if k > 0
+        ],
+        "threshold": bundle.threshold,
+    }

@@ -1,0 +1,162 @@
+"""Churn pages: overview (definition, model comparison, SHAP), at-risk list + CSV, retraining, customer panel."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from collections.abc import Iterator
+from typing import Any
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from churn import charts, selectors, services
+from churn.forms import AtRiskFilterForm, TrainForm
+from churn.pipeline import ChurnModelBundle
+from churn.tasks import train_churn_task
+from rfm_portal.accounts.permissions import admin_required, is_portal_admin
+from rfm_portal.customers.features import FEATURE_DOCS
+from rfm_portal.customers.models import Customer
+from rfm_portal.mlops.progress import submit_job
+from rfm_portal.mlops.services import load_active
+
+logger = logging.getLogger(__name__)
+
+PAGE_SIZE = 50
+CSV_COLUMNS = ("customer_id", "country", "churn_probability", "risk_band", "top_driver_1", "top_driver_2",
+               "top_driver_3", "model_version", "data_cutoff")
+
+
+def _legend_below(fig: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Half-width cards are narrow: put the legend under the plot instead of over the curves."""
+    if fig is not None:
+        fig["layout"]["legend"] = {"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0}
+        fig["layout"]["margin"] = {"l": 60, "r": 30, "t": 50, "b": 40}
+    return fig
+
+
+def _active_bundle() -> ChurnModelBundle | None:
+    """The active model, or None when its artifact cannot be read (the page then says so)."""
+    try:
+        return load_active(services.KIND)
+    except Exception:
+        logger.exception("could not load the active churn model")
+        return None
+
+
+def _base_context(request: HttpRequest, tab: str) -> dict[str, Any]:
+    mv = selectors.active_version()
+    return {
+        "tab": tab, "mv": mv, "latest": selectors.latest_version(), "is_admin": is_portal_admin(request.user),
+        "horizon_days": (mv.params.get("horizon_days", 90) if mv else 90),
+        "train_form": TrainForm(), "train_jobs": selectors.train_jobs(),
+    }
+
+
+def overview(request: HttpRequest) -> HttpResponse:
+    context = _base_context(request, "overview")
+    mv = context["mv"]
+    if mv is not None:
+        comparison = mv.metrics.get("comparison", {})
+        bundle = _active_bundle()
+        context.update({
+            "challenger": selectors.challenger_for(mv),
+            "comparison_rows": [
+                {"name": charts.MODEL_LABELS.get(name, name), "kind": name,
+                 "champion": name == mv.metrics["model_kind"],
+                 **{k: m[k] for k in ("roc_auc", "pr_auc", "brier", "log_loss", "base_rate", "n")},
+                 "top_decile_lift": m["lift"][0]["lift"], "top_decile_gain": m["lift"][0]["cumulative_gain"]}
+                for name, m in comparison.items()
+            ],
+            "roc_figure": _legend_below(charts.roc_figure(comparison)) if comparison else None,
+            "pr_figure": _legend_below(charts.pr_figure(comparison)) if comparison else None,
+            "calibration_figure": _legend_below(charts.calibration_figure(comparison)) if comparison else None,
+            "lift_figure": _legend_below(charts.lift_gain_figure(comparison)) if comparison else None,
+            "risk_figure": charts.risk_distribution_figure(selectors.score_probabilities(mv), bundle.bands
+                                                           if bundle else None),
+            "bundle": bundle,
+        })
+        if bundle is not None:
+            spread = selectors.risk_spread(mv, 10)
+            context.update(services.global_explanation(bundle, selectors.score_sample(mv)))
+            context["decision_figure"] = services.decision_plot(bundle, spread)
+            context["spread_scores"] = spread
+    return render(request, "churn/overview.html", context)
+
+
+def at_risk(request: HttpRequest) -> HttpResponse:
+    context = _base_context(request, "at-risk")
+    form = AtRiskFilterForm(request.GET or None)
+    context["form"] = form
+    mv = context["mv"]
+    if mv is not None:
+        paginator = Paginator(selectors.at_risk(mv, form.filters()), PAGE_SIZE)
+        context["page"] = paginator.get_page(request.GET.get("page"))
+        context["countries"] = selectors.countries(mv)
+        query = request.GET.copy()
+        query.pop("page", None)
+        context["query"] = query.urlencode()
+    return render(request, "churn/at_risk.html", context)
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_rows(rows: Any, mv_version: int, cutoff: str) -> Iterator[str]:
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_COLUMNS)
+    for s in rows.iterator(chunk_size=2000):
+        drivers = [f"{c.get('label') or FEATURE_DOCS.get(c['feature'], {}).get('label', c['feature'])} "
+                   f"({'+' if c['contribution'] > 0 else ''}{c['contribution']:.2f})" for c in s.top_contributions]
+        drivers += [""] * (3 - len(drivers))
+        yield writer.writerow([s.customer.external_id, s.customer.country, f"{s.probability:.4f}", s.risk_band,
+                               *drivers[:3], mv_version, cutoff])
+
+
+def at_risk_csv(request: HttpRequest) -> HttpResponse:
+    mv = selectors.active_version()
+    if mv is None:
+        return HttpResponse("No churn model is active yet, so there is no at-risk list to export.\n",
+                            status=409, content_type="text/plain")
+    form = AtRiskFilterForm(request.GET or None)
+    cutoff = mv.data_cutoff.date().isoformat() if mv.data_cutoff else ""
+    response = StreamingHttpResponse(_csv_rows(selectors.at_risk(mv, form.filters()), mv.version, cutoff),
+                                     content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="churn_at_risk_v{mv.version}.csv"'
+    return response
+
+
+@admin_required
+@require_POST
+def train(request: HttpRequest) -> HttpResponse:
+    form = TrainForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Training not started: " + "; ".join(
+            f"{field}: {' '.join(errs)}" for field, errs in form.errors.items()))
+        return redirect("churn:overview")
+    cutoff = form.cleaned_data["cutoff"]
+    job = submit_job(train_churn_task, {"cutoff": cutoff.isoformat() if cutoff else None,
+                                        "horizon_days": form.cleaned_data["horizon_days"] or 90}, request.user)
+    messages.success(request, f"Churn training queued as job #{job.pk}: follow it on the Jobs page.")
+    return redirect("churn:overview")
+
+
+def customer_panel_context(customer: Customer) -> dict[str, Any] | None:
+    """Customer-360 panel: risk, waterfall, decision plot and counterfactual (None without a score)."""
+    mv = selectors.active_version()
+    if mv is None:
+        return None
+    score = selectors.customer_score(customer, mv)
+    if score is None:
+        return {"mv": mv, "score": None}
+    bundle = _active_bundle()
+    if bundle is None:
+        return {"mv": mv, "score": score, "explanation": None, "probability_pct": f"{score.probability:.1%}"}
+    return {"mv": mv, "score": score, "explanation": services.customer_explanation(bundle, score),
+            "probability_pct": f"{score.probability:.1%}",
+            "horizon_days": mv.params.get("horizon_days", 90)}
