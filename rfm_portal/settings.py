@@ -190,7 +190,11 @@ if REDIS_URL:
     # beyond the hard time limit so a long, healthy task is never run twice at once.
     CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": CELERY_TASK_TIME_LIMIT + 5 * 60}
 CELERY_TIMEZONE = TIME_ZONE
-CELERY_BEAT_SCHEDULE: dict = {}
+# Scheduled retraining (celery beat); each capability keeps its entries beside its tasks.
+from churn.schedule import CHURN_BEAT_SCHEDULE  # noqa: E402
+from segmentation.schedule import SEGMENTATION_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE: dict = {**SEGMENTATION_BEAT_SCHEDULE, **CHURN_BEAT_SCHEDULE}
 
 # --- REST ---------------------------------------------------------------------
 REST_FRAMEWORK = {

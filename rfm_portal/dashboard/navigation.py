@@ -24,19 +24,19 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability(
         "segments",
         "Segments",
-        "dashboard:segments",
+        "segmentation:overview",
         "RFM segments and K-Means clusters with names a marketer understands.",
     ),
     Capability(
         "cltv",
         "Lifetime value",
-        "dashboard:cltv",
+        "cltv:overview",
         "BG/NBD + Gamma-Gamma CLTV with uncertainty, validated on a holdout.",
     ),
     Capability(
         "churn",
         "Churn risk",
-        "dashboard:churn",
+        "churn:overview",
         "Who is about to leave, why (SHAP), and what would keep them.",
     ),
     Capability(

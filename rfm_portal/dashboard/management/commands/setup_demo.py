@@ -11,6 +11,7 @@ from django.core.management import BaseCommand, call_command
 
 from rfm_portal.customers.models import CampaignHistory, Transaction
 from rfm_portal.customers.services import import_campaign_history, import_transactions
+from rfm_portal.mlops.models import ModelVersion
 
 
 class Command(BaseCommand):
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         if not CampaignHistory.objects.exists():
             job = import_campaign_history(campaigns, file_name=campaigns.name)
             self.stdout.write(f"  {job.get_status_display()}: {job.rows_inserted:,} campaign records.")
+        self._train_missing_models()
         passwords = self._demo_passwords()
         call_command(
             "create_demo_users",
@@ -38,6 +40,23 @@ class Command(BaseCommand):
             stdout=self.stdout,
         )
         self.stdout.write(f"(Kept in {self._logins_file()} for the next run of this embedded demo.)")
+
+    def _train_missing_models(self) -> None:
+        """Train each capability once, so the demo opens with real results; later runs reuse them."""
+        from churn.services import train_churn_model
+        from cltv.services import train_cltv_model
+        from segmentation.services import train_segmentation
+
+        trainers = (("segmentation", train_segmentation), ("cltv", train_cltv_model), ("churn", train_churn_model))
+        for kind, train in trainers:
+            active = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+            if active is not None:
+                self.stdout.write(f"{kind}: v{active.version} already active.")
+                continue
+            self.stdout.write(f"Training {kind} …")
+            train()
+            active = ModelVersion.objects.get(kind=kind, status=ModelVersion.Status.ACTIVE)
+            self.stdout.write(f"  {kind}: v{active.version} active.")
 
     @staticmethod
     def _logins_file():
