@@ -5,3 +5,10 @@ class CltvConfig(AppConfig):
     name = "cltv"
     label = "cltv"
     verbose_name = "Customer lifetime value"
+
+    def ready(self) -> None:
+        from rfm_portal.customers.panels import register_customer_panel
+
+        from .views import customer_panel_context
+
+        register_customer_panel(order=20, template="cltv/customer_panel.html", build=customer_panel_context)

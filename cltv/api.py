@@ -1,0 +1,273 @@
+"""POST /predict_cltv: CLTV scores by customer id or by raw (frequency, recency, T, monetary_value)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from django.contrib.auth.decorators import login_not_required
+from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from rfm_portal.mlops import services as registry
+
+from . import selectors, services
+from .pipeline import CLTVModelBundle, score_frame
+
+MAX_BATCH = 10_000
+UNIT_DAYS = {"days": 1.0, "weeks": 7.0}
+PAYLOAD_FIELDS = ("frequency", "recency", "T", "monetary_value")
+OUTPUT_FIELDS = (
+    "p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
+    "expected_aov", "clv", "clv_p10", "clv_p50", "clv_p90",
+)  # fmt: skip
+
+
+class CLTVPayloadRowSerializer(serializers.Serializer):
+    frequency = serializers.IntegerField(min_value=0, help_text="Repeat purchase days (purchases after the first).")
+    recency = serializers.FloatField(min_value=0, help_text="First to last purchase, in `unit`; 0 if frequency is 0.")
+    T = serializers.FloatField(min_value=0, help_text="First purchase to now, in `unit`; >= recency.")
+    monetary_value = serializers.FloatField(min_value=0, help_text="Mean value of the repeat purchase days.")
+
+
+class PayloadRowsField(serializers.ListField):
+    """A list of payload rows validated in one vectorised pass (10,000 rows in milliseconds).
+
+    Errors are keyed by row index and field, as DRF's nested list errors are.
+    """
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=CLTVPayloadRowSerializer(), **kwargs)
+
+    def to_internal_value(self, data: Any) -> pd.DataFrame:
+        if not isinstance(data, list):
+            raise serializers.ValidationError("Expected a list of customer objects.")
+        if not data:
+            raise serializers.ValidationError("Give at least one customer.")
+        if len(data) > MAX_BATCH:
+            raise serializers.ValidationError(f"At most {MAX_BATCH:,} customers per request, got {len(data):,}.")
+        errors: dict[int, dict[str, list[str]]] = {}
+        values = np.full((len(data), 4), np.nan)
+        for i, row in enumerate(data):
+            if not isinstance(row, dict):
+                errors[i] = {"non_field_errors": ["Expected an object."]}
+                continue
+            for j, name in enumerate(PAYLOAD_FIELDS):
+                value = row.get(name)
+                if value is None:
+                    errors.setdefault(i, {})[name] = ["This field is required."]
+                elif isinstance(value, bool) or not isinstance(value, int | float | str):
+                    errors.setdefault(i, {})[name] = ["A number is required."]
+                else:
+                    try:
+                        values[i, j] = float(value)
+                    except ValueError:
+                        errors.setdefault(i, {})[name] = ["A number is required."]
+                    else:
+                        if not math.isfinite(values[i, j]):
+                            errors.setdefault(i, {})[name] = ["A finite number is required."]
+        x, tx, T, m = values.T
+        with np.errstate(invalid="ignore"):
+            checks = (
+                ("frequency", (x < 0) | (x != np.round(x)), "Must be a non-negative integer."),
+                ("recency", tx < 0, "Must be >= 0."),
+                ("T", T < 0, "Must be >= 0."),
+                ("monetary_value", m < 0, "Must be >= 0."),
+                ("recency", tx > T + 1e-9, "Must not exceed T."),
+                ("recency", (x == 0) & (tx != 0), "Must be 0 when frequency is 0."),
+            )
+        for name, bad, message in checks:
+            for i in np.flatnonzero(bad):
+                field_errors = errors.setdefault(int(i), {})
+                if name not in field_errors:
+                    field_errors[name] = [message]
+        if errors:
+            raise serializers.ValidationError({i: errors[i] for i in sorted(errors)[:100]})
+        return pd.DataFrame(values, columns=list(PAYLOAD_FIELDS))
+
+
+class PredictCLTVInputSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(required=False, help_text="One customer's external id.")
+    customer_ids = serializers.ListField(
+        child=serializers.CharField(), required=False, allow_empty=False, max_length=MAX_BATCH
+    )
+    customers = PayloadRowsField(required=False, help_text=f"Up to {MAX_BATCH:,} raw payload rows.")
+    unit = serializers.ChoiceField(
+        choices=list(UNIT_DAYS), required=False, help_text="Unit of recency and T in payload rows (required with them)."
+    )
+    horizon_days = serializers.FloatField(required=False, min_value=1, max_value=3650)
+    annual_discount_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
+    margin = serializers.FloatField(required=False, min_value=0, max_value=1000)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        modes = [m for m in ("customer_id", "customer_ids", "customers") if m in attrs]
+        if len(modes) != 1:
+            raise serializers.ValidationError(
+                "Give exactly one of customer_id, customer_ids, customers, or a single "
+                "{frequency, recency, T, monetary_value} object."
+            )
+        mode = modes[0]
+        if mode == "customers" and "unit" not in attrs:
+            raise serializers.ValidationError({"unit": ['State the unit of recency and T: "days" or "weeks".']})
+        if mode == "customer_id":
+            attrs["customer_ids"] = [attrs.pop("customer_id")]
+        attrs["mode"] = mode
+        return attrs
+
+
+class CLTVResultSerializer(serializers.Serializer):
+    customer_id = serializers.CharField(required=False, help_text="Present when scored by id.")
+    source = serializers.ChoiceField(
+        choices=["stored", "stored_history", "recomputed", "payload"],
+        help_text="stored: the version's stored scores; stored_history: its stored history rescored with the "
+        "given settings; recomputed: history rebuilt from the customer's transactions; payload: your rows.",
+    )
+    p_alive = serializers.FloatField()
+    expected_purchases_30d = serializers.FloatField()
+    expected_purchases_90d = serializers.FloatField()
+    expected_purchases_365d = serializers.FloatField()
+    expected_aov = serializers.FloatField()
+    clv = serializers.FloatField(help_text="Closed-form discounted CLV (>= 0).")
+    clv_p10 = serializers.FloatField()
+    clv_p50 = serializers.FloatField()
+    clv_p90 = serializers.FloatField()
+
+
+class PredictCLTVOutputSerializer(serializers.Serializer):
+    model_version = serializers.IntegerField()
+    model = serializers.CharField()
+    unit = serializers.CharField(help_text="The model's time unit.")
+    horizon_days = serializers.FloatField()
+    annual_discount_rate = serializers.FloatField()
+    margin = serializers.FloatField()
+    results = CLTVResultSerializer(many=True)
+    not_found = serializers.ListField(child=serializers.CharField(), help_text="Ids without transactions.")
+
+
+def normalise_body(data: Any) -> Any:
+    """A single {frequency, recency, T, monetary_value} object becomes a one-row ``customers`` list."""
+    if isinstance(data, dict) and set(PAYLOAD_FIELDS) & set(data) and "customers" not in data:
+        row = {f: data[f] for f in PAYLOAD_FIELDS if f in data}
+        return {k: v for k, v in data.items() if k not in PAYLOAD_FIELDS} | {"customers": [row]}
+    return data
+
+
+def _results(frame: pd.DataFrame, source: str, ids: list[str] | None = None) -> list[dict[str, Any]]:
+    cols = {c: frame[c].to_numpy(dtype=float).tolist() for c in OUTPUT_FIELDS}
+    out = []
+    for i in range(len(frame)):
+        row: dict[str, Any] = {"source": source, **{c: cols[c][i] for c in OUTPUT_FIELDS}}
+        if ids is not None:
+            row = {"customer_id": ids[i], **row}
+        out.append(row)
+    return out
+
+
+def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: bool) -> tuple[list, list[str]]:
+    """Scores by external id.
+
+    Scored customers: the stored scores, or with other settings their stored history (x, t_x, T,
+    m_x as of the model's cut-off) rescored. Customers the version did not score (e.g. imported
+    later): their history recomputed from their transactions, then scored.
+    """
+    mv = selectors.active_version()
+    stored = selectors.scores_for_external_ids(mv, ids) if mv is not None and mv.pk == mv_pk else {}
+    results: dict[str, dict[str, Any]] = {}
+    if not overrides:
+        for ext, row in stored.items():
+            results[ext] = {"customer_id": ext, "source": "stored", **{c: row[c] for c in OUTPUT_FIELDS}}
+    elif stored:
+        exts = list(stored)
+        history = pd.DataFrame(
+            [(stored[e]["frequency"], stored[e]["recency"], stored[e]["T"], stored[e]["monetary"]) for e in exts],
+            columns=list(PAYLOAD_FIELDS),
+            dtype=float,
+        )
+        for row in _results(score_frame(bundle, history), "stored_history", exts):
+            results[row["customer_id"]] = row
+    rest = [i for i in dict.fromkeys(ids) if i not in results]
+    if rest:
+        pks = selectors.customer_ids_by_external(rest)
+        summary = services.customer_summaries(bundle, list(pks.values())) if pks else pd.DataFrame()
+        if not summary.empty:
+            by_pk = {pk: ext for ext, pk in pks.items()}
+            scores = score_frame(bundle, summary[list(PAYLOAD_FIELDS)])
+            exts = [by_pk[int(pk)] for pk in summary.index]
+            for row in _results(scores, "recomputed", exts):
+                results[row["customer_id"]] = row
+    ordered = [results[i] for i in dict.fromkeys(ids) if i in results]
+    return ordered, [i for i in dict.fromkeys(ids) if i not in results]
+
+
+class PredictCLTVApi(APIView):
+    @extend_schema(
+        operation_id="predict_cltv",
+        summary="CLTV, P(alive) and expected purchases by customer id or raw payload",
+        description=(
+            'Body: `{"customer_id": ...}`, `{"customer_ids": [...]}` (stored scores of the active model; '
+            "with settings given, the stored history rescored; customers not scored: recomputed from their "
+            "transactions), "
+            '`{"customers": [{frequency, recency, T, monetary_value}, ...], "unit": "weeks"}` or one such '
+            f"object. At most {MAX_BATCH:,} rows. Optional horizon_days, annual_discount_rate, margin. "
+            "503 when no CLTV model is active."
+        ),
+        request=PredictCLTVInputSerializer,
+        responses={
+            200: PredictCLTVOutputSerializer,
+            400: OpenApiResponse(description="Invalid body: errors per field, and per row index for `customers`."),
+            401: OpenApiResponse(description="No or unknown credentials."),
+            503: OpenApiResponse(description="No active CLTV model."),
+        },
+        examples=[
+            OpenApiExample(
+                "payload",
+                value={
+                    "customers": [{"frequency": 2, "recency": 30.4, "T": 38.9, "monetary_value": 22.5}],
+                    "unit": "weeks",
+                },
+                request_only=True,
+            )
+        ],
+        tags=["cltv"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = PredictCLTVInputSerializer(data=normalise_body(request.data))
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        mv = selectors.active_version()
+        try:
+            bundle: CLTVModelBundle = registry.load_active(services.KIND)
+        except registry.NoActiveModel:
+            return Response(
+                {"detail": "No active CLTV model yet: an admin must train one (CLTV page or manage.py train_cltv)."},
+                status=status.HTTP_503_SERVICE_UNAVAILABLE,
+            )
+        settings_given = {k: data[k] for k in ("horizon_days", "annual_discount_rate", "margin") if k in data}
+        bundle = services.bundle_with_settings(bundle, **settings_given)
+        if data["mode"] == "customers":
+            frame: pd.DataFrame = data["customers"]
+            factor = UNIT_DAYS[data["unit"]] / bundle.unit_days
+            frame[["recency", "T"]] *= factor
+            results, not_found = _results(score_frame(bundle, frame), "payload"), []
+        else:
+            results, not_found = _score_ids(bundle, mv.pk if mv else -1, data["customer_ids"], bool(settings_given))
+        body = {
+            "model_version": mv.version if mv else None,
+            "model": bundle.model,
+            "unit": bundle.unit,
+            "horizon_days": bundle.clv_horizon_days,
+            "annual_discount_rate": bundle.annual_discount_rate,
+            "margin": bundle.margin,
+            "results": results,
+            "not_found": not_found,
+        }
+        return Response(body)
+
+
+# DRF authenticates (API key or session); the login-redirect middleware must not.
+predict_cltv_api = login_not_required(PredictCLTVApi.as_view())
