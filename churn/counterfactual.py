@@ -164,6 +164,8 @@ def describe_changes(changes: list[dict[str, Any]]) -> str:
         f, a, b = c["feature"], c["from"], c["to"]
         if f == "gap_ratio" and "recency_days" in names:
             continue  # folded into the recency phrase
+        if abs(b - a) < (0.05 if f == "gap_ratio" else 0.5):
+            continue  # below the precision shown: would read "0 → 0 (+0)"
         if f == "recency_days":
             extra = f" ({ratio['from']:.1f}× → {ratio['to']:.1f}× the usual gap)" if ratio else ""
             parts.append(f"a purchase that brings days since the last order from {a:.0f} to {b:.0f}{extra}")

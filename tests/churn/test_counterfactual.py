@@ -207,3 +207,16 @@ def test_a_purchase_now_lowers_risk_for_almost_everyone(trained, X, kind, share)
     sc = purchase_scenarios(bundle, X.iloc[:1500], max_purchases=1)
     one = sc[sc["purchases"] == 1]
     assert (one["proba"] < one["original_proba"]).mean() >= share
+
+
+def test_description_leaves_out_changes_below_the_shown_precision():
+    from churn.counterfactual import describe_changes
+
+    changes = [
+        {"feature": "frequency", "from": 3.0, "to": 4.0},
+        {"feature": "spend_90d", "from": 0.0, "to": 0.2},
+    ]
+    text = describe_changes(changes)
+    assert text.startswith("1 more order (3 → 4 in total)")
+    assert "spend" not in text
+    assert describe_changes([{"feature": "spend_90d", "from": 10.0, "to": 10.3}]) == "no change"
