@@ -8,6 +8,7 @@ from django.db.models import Q, QuerySet
 
 from churn.models import ChurnScore
 from rfm_portal.customers.models import Customer
+from rfm_portal.mlops import selectors as mlops_selectors
 from rfm_portal.mlops.models import Job, ModelVersion
 
 KIND = "churn"
@@ -16,11 +17,11 @@ TRAIN_JOB_KIND = "churn.train"
 
 
 def active_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(kind=KIND, status=ModelVersion.Status.ACTIVE).first()
+    return mlops_selectors.active_version(KIND)
 
 
 def latest_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(kind=KIND).order_by("-version").first()
+    return mlops_selectors.latest_version(KIND)
 
 
 def challenger_for(mv: ModelVersion) -> ModelVersion | None:

@@ -142,8 +142,8 @@ def train(request: HttpRequest) -> HttpResponse:
     cutoff = form.cleaned_data["cutoff"]
     job = submit_job(train_churn_task, {"cutoff": cutoff.isoformat() if cutoff else None,
                                         "horizon_days": form.cleaned_data["horizon_days"] or 90}, request.user)
-    messages.success(request, f"Churn training queued as job #{job.pk}: follow it on the Jobs page.")
-    return redirect("churn:overview")
+    messages.success(request, f"Churn training queued as job #{job.pk}; follow it on the Jobs page.")
+    return redirect("mlops:jobs")
 
 
 def customer_panel_context(customer: Customer) -> dict[str, Any] | None:

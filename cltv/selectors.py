@@ -7,6 +7,7 @@ from typing import Any
 import pandas as pd
 
 from rfm_portal.customers.models import Customer
+from rfm_portal.mlops import selectors as mlops_selectors
 from rfm_portal.mlops.models import ModelVersion
 
 from .models import CLTVScore
@@ -20,11 +21,11 @@ SCORE_FIELDS = (
 
 
 def active_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(kind=KIND, status=ModelVersion.Status.ACTIVE).first()
+    return mlops_selectors.active_version(KIND)
 
 
 def latest_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(kind=KIND).order_by("-version").first()
+    return mlops_selectors.latest_version(KIND)
 
 
 def scores_frame(mv: ModelVersion) -> pd.DataFrame:

@@ -25,6 +25,7 @@ from django.db.models import (
 from django.db.models.functions import Abs, Coalesce, TruncDay
 
 from rfm_portal.customers.models import Customer, Transaction
+from rfm_portal.mlops import selectors as mlops_selectors
 from rfm_portal.mlops.models import ModelVersion
 from segmentation.models import RFMScore, SegmentationReport
 from segmentation.pipeline import KSearchResult, SegmentationError
@@ -135,12 +136,12 @@ def transactions_frame(cutoff: dt.datetime | None = None) -> pd.DataFrame:
 
 
 def active_version() -> ModelVersion | None:
-    return ModelVersion.objects.filter(kind=KIND, status=ModelVersion.Status.ACTIVE).first()
+    return mlops_selectors.active_version(KIND)
 
 
 def latest_version() -> ModelVersion | None:
     """The newest segmentation version of any status (to show a failed or running training)."""
-    return ModelVersion.objects.filter(kind=KIND).order_by("-version").first()
+    return mlops_selectors.latest_version(KIND)
 
 
 SEGMENT_INFO: dict[str, SegmentInfo] = {s.name: s for s in SEGMENTS}

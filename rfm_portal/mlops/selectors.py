@@ -47,3 +47,13 @@ def versions_by_kind() -> list[KindVersions]:
         if mv.status == ModelVersion.Status.RETIRED and mv.activated_at is not None:
             group.can_roll_back = True
     return sorted(groups.values(), key=lambda g: g.kind)
+
+
+def active_version(kind: str) -> ModelVersion | None:
+    """The version of `kind` that serves pages and APIs, or None before the first promotion."""
+    return ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+
+
+def latest_version(kind: str) -> ModelVersion | None:
+    """The newest version of `kind` in any status (to show a running or failed training)."""
+    return ModelVersion.objects.filter(kind=kind).order_by("-version").first()

@@ -88,7 +88,7 @@ def test_admin_retrain_queues_a_job_linked_from_the_page(trained, admin_client, 
     monkeypatch.setattr(tasks.train_churn_task, "apply_async", lambda args, task_id: queued.append(args))
     with django_capture_on_commit_callbacks(execute=True):
         r = admin_client.post(reverse("churn:train"), {"horizon_days": "60", "cutoff": "2024-12-01"})
-    assert r.status_code == 302
+    assert r.status_code == 302 and r["Location"] == reverse("mlops:jobs")
     job = Job.objects.get(kind="churn.train")
     assert job.params == {"cutoff": "2024-12-01", "horizon_days": 60} and queued == [[job.pk]]
     html = admin_client.get(reverse("churn:overview")).content.decode()

@@ -11,7 +11,7 @@ from django.core.management import BaseCommand, call_command
 
 from rfm_portal.customers.models import CampaignHistory, Transaction
 from rfm_portal.customers.services import import_campaign_history, import_transactions
-from rfm_portal.mlops.models import ModelVersion
+from rfm_portal.mlops.selectors import active_version
 
 
 class Command(BaseCommand):
@@ -49,14 +49,13 @@ class Command(BaseCommand):
 
         trainers = (("segmentation", train_segmentation), ("cltv", train_cltv_model), ("churn", train_churn_model))
         for kind, train in trainers:
-            active = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).first()
+            active = active_version(kind)
             if active is not None:
                 self.stdout.write(f"{kind}: v{active.version} already active.")
                 continue
             self.stdout.write(f"Training {kind} …")
             train()
-            active = ModelVersion.objects.get(kind=kind, status=ModelVersion.Status.ACTIVE)
-            self.stdout.write(f"  {kind}: v{active.version} active.")
+            self.stdout.write(f"  {kind}: v{active_version(kind).version} active.")
 
     @staticmethod
     def _logins_file():

@@ -1,0 +1,37 @@
+"""`make run` prepares the embedded demo with `setup_demo`: data, models and logins, once."""
+
+import json
+from io import StringIO
+
+import pytest
+from django.contrib.auth import authenticate
+from django.core.management import call_command
+
+from rfm_portal.customers.models import CampaignHistory, Transaction
+from rfm_portal.mlops.models import ModelVersion
+
+
+@pytest.mark.django_db
+def test_setup_demo_loads_sample_trains_models_and_prints_working_logins(settings, tmp_path):
+    settings.VAR_DIR = tmp_path
+    first = StringIO()
+    call_command("setup_demo", stdout=first)
+
+    assert Transaction.objects.count() == 29_343  # data/sample.csv, see data/README.md
+    assert CampaignHistory.objects.count() == 3_000
+    for kind in ("segmentation", "cltv", "churn"):
+        assert ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).count() == 1
+    logins = json.loads((tmp_path / "demo_logins.json").read_text())
+    output = first.getvalue()
+    for role, password in logins.items():
+        assert f"password: {password}" in output
+        user = authenticate(username=role, password=password)
+        assert user is not None and user.role == role
+
+    second = StringIO()
+    call_command("setup_demo", stdout=second)
+    assert "not importing again" in second.getvalue()
+    assert "already active" in second.getvalue()
+    assert Transaction.objects.count() == 29_343
+    assert ModelVersion.objects.count() == ModelVersion.objects.filter(version=1).count()
+    assert all(f"password: {password}" in second.getvalue() for password in logins.values())
