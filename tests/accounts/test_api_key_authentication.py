@@ -60,3 +60,17 @@ def test_openapi_schema_documents_api_key_auth(api_client):
     scheme = schema["components"]["securitySchemes"]["ApiKeyAuth"]
     assert (scheme["type"], scheme["in"], scheme["name"]) == ("apiKey", "header", "Authorization")
     assert {"ApiKeyAuth": []} in schema["paths"]["/api/jobs/"]["get"]["security"]
+
+
+def test_last_use_is_written_at_most_once_a_minute(client, api_key):
+    key, raw = api_key
+    assert get(client, raw).status_code == 200
+    key.refresh_from_db()
+    first_use = key.last_used_at
+    assert get(client, raw).status_code == 200
+    key.refresh_from_db()
+    assert key.last_used_at == first_use  # within the minute: no second UPDATE
+    type(key).objects.filter(pk=key.pk).update(last_used_at=first_use - timedelta(minutes=2))
+    assert get(client, raw).status_code == 200
+    key.refresh_from_db()
+    assert key.last_used_at > first_use
