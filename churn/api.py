@@ -41,7 +41,9 @@ class PredictChurnInputSerializer(serializers.Serializer):
         "(recency_days, frequency, monetary, …); customer_id and country optional.",
     )
     as_of = serializers.DateTimeField(
-        required=False, help_text="Feature cut-off for customer ids (default: now). Transactions before it count."
+        required=False,
+        help_text="Feature cut-off for customer ids (default: the day after the last imported transaction). "
+        "Transactions before it count.",
     )
     explain = serializers.BooleanField(
         default=False, help_text=f"Add SHAP contributions and a counterfactual (batches up to {MAX_EXPLAIN:,})."

@@ -336,7 +336,12 @@ def features_from_scores(scores: list[ChurnScore]) -> pd.DataFrame:
 
 
 def as_of_datetime(value: dt.datetime | str | None) -> pd.Timestamp:
-    return _utc(value) if value is not None else _utc(timezone.now())
+    """The feature cut-off for online scoring: the one given, else the latest data.
+
+    Not "now": when imports lag (or a demo's data ended long ago) the silence after the
+    last imported transaction is missing data, not customers staying away.
+    """
+    return _utc(value) if value is not None else default_cutoff()
 
 
 # ---------------------------------------------------------------------------------------------

@@ -48,14 +48,18 @@ def test_by_id_equals_the_stored_batch_score(trained, api_client):
     assert single.json()["results"][0]["probability"] == pytest.approx(scores[0].probability, abs=1e-12)
 
 
-def test_by_id_defaults_to_now_and_reports_unknown_ids(trained, api_client):
+def test_by_id_defaults_to_the_latest_data_and_reports_unknown_ids(trained, api_client):
     champion, _ = trained
     known = ChurnScore.objects.filter(model_version=champion).first().customer.external_id
     r = api_client.post(URL, {"customer_ids": [known, "nobody"]}, format="json")
     body = r.json()
     assert r.status_code == 200 and body["count"] == 1
     assert body["unscored"] == [{"customer_id": "nobody", "reason": "unknown customer"}]
-    assert body["as_of"] > champion.data_cutoff.isoformat()
+    # No data arrived after training, so "the latest data" is the model's own cut-off and the
+    # answer equals the stored batch score.
+    assert body["as_of"] == champion.data_cutoff.isoformat().replace("+00:00", "Z")
+    stored = ChurnScore.objects.get(model_version=champion, customer__external_id=known)
+    assert body["results"][0]["probability"] == pytest.approx(stored.probability, abs=1e-9)
     assert api_client.post(URL, {"customer_id": "nobody"}, format="json").status_code == 404
 
 
