@@ -1,8 +1,4 @@
-"""Celery beat entry for a weekly churn retrain.
-
-Not wired in automatically: the lead merges it into settings with
-``CELERY_BEAT_SCHEDULE.update(CHURN_BEAT_SCHEDULE)``.
-"""
+"""Celery beat entry for a weekly churn retrain (merged into settings.CELERY_BEAT_SCHEDULE)."""
 
 from __future__ import annotations
 

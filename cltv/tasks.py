@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from rfm_portal.mlops.progress import JobReporter, job_task
+from celery import shared_task
+
+from rfm_portal.mlops.progress import JobReporter, job_task, submit_job
 
 from . import services
 
@@ -22,3 +24,9 @@ def train_cltv_task(reporter: JobReporter, **params: Any) -> dict[str, Any]:
         "model": mv.metrics.get("chosen_label"),
         "customers": mv.metrics.get("n_customers"),
     }
+
+
+@shared_task(name="cltv.scheduled_retrain")
+def scheduled_retrain() -> int:
+    """Beat entry point: queue a retrain as an ordinary Job (so it shows on the Jobs page); returns its id."""
+    return submit_job(train_cltv_task, {}).pk

@@ -192,9 +192,10 @@ if REDIS_URL:
 CELERY_TIMEZONE = TIME_ZONE
 # Scheduled retraining (celery beat); each capability keeps its entries beside its tasks.
 from churn.schedule import CHURN_BEAT_SCHEDULE  # noqa: E402
+from cltv.schedule import CLTV_BEAT_SCHEDULE  # noqa: E402
 from segmentation.schedule import SEGMENTATION_BEAT_SCHEDULE  # noqa: E402
 
-CELERY_BEAT_SCHEDULE: dict = {**SEGMENTATION_BEAT_SCHEDULE, **CHURN_BEAT_SCHEDULE}
+CELERY_BEAT_SCHEDULE: dict = {**SEGMENTATION_BEAT_SCHEDULE, **CLTV_BEAT_SCHEDULE, **CHURN_BEAT_SCHEDULE}
 
 # --- REST ---------------------------------------------------------------------
 REST_FRAMEWORK = {

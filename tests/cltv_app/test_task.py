@@ -52,3 +52,14 @@ def test_the_management_command_trains_synchronously(trained: Trained) -> None:
     mv = ModelVersion.objects.get(kind="cltv", status=ModelVersion.Status.ACTIVE)
     assert mv.version > trained.mv.version and mv.params["margin"] == 0.4
     assert f"CLTV v{mv.version} active" in out.getvalue()
+
+
+def test_weekly_retrain_is_scheduled_and_queues_an_ordinary_job(db, settings, django_capture_on_commit_callbacks):
+    from cltv.tasks import scheduled_retrain
+
+    entry = settings.CELERY_BEAT_SCHEDULE["cltv-weekly-retrain"]
+    assert entry["task"] == scheduled_retrain.name
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        job_id = scheduled_retrain.apply().get()
+    job = Job.objects.get(pk=job_id)
+    assert job.kind == train_cltv_task.name and job.state == Job.State.PENDING and len(callbacks) == 1
