@@ -264,7 +264,8 @@ def rf_heatmap_figure(grid: pd.DataFrame) -> dict[str, Any]:
         template=TEMPLATE,
         title="Customers by recency and frequency score",
         xaxis_title="Frequency score (5 = most purchases)",
-        yaxis_title="Recency score (5 = most recent)",
+        # A categorical y axis runs bottom-up; reversed, the first row (R5) sits at the top.
+        yaxis={"title": "Recency score (5 = most recent)", "autorange": "reversed"},
     )
     return _to_json(fig)
 
@@ -289,7 +290,9 @@ def migration_heatmap_figure(matrix: pd.DataFrame) -> dict[str, Any]:
     )
     fig.update_layout(
         template=TEMPLATE,
-        title=f"Segment migration ({int(counts.sum()):,} customers)",
+        # Column labels sit on top: leave them room below the title.
+        title={"text": f"Segment migration ({int(counts.sum()):,} customers)", "y": 0.98},
+        margin={"t": 150},
         xaxis={"title": "Later run", "side": "top"},
         yaxis={"title": "Earlier run", "autorange": "reversed"},
     )

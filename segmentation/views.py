@@ -49,18 +49,10 @@ def overview(request: HttpRequest) -> HttpResponse:
             segment_rows=summary.segment_rows(),
             overview_figure=charts.segment_overview_figure(summary.segments),
             pareto_figure=charts.pareto_figure(summary.pareto) if len(summary.pareto) else None,
-            rf_figure=_rf_figure(summary),
+            rf_figure=charts.rf_heatmap_figure(summary.rf_grid),
             grid=segment_grid(),
         )
     return render(request, "segmentation/overview.html", context)
-
-
-def _rf_figure(summary: selectors.SegmentationSummary) -> dict[str, Any]:
-    figure = charts.rf_heatmap_figure(summary.rf_grid)
-    # A categorical y axis runs bottom-up, so the R5 row would sit at the bottom; the
-    # builder means "R5 at the top".
-    figure["layout"].setdefault("yaxis", {})["autorange"] = "reversed"
-    return figure
 
 
 @require_GET
@@ -95,21 +87,13 @@ def migration(request: HttpRequest) -> HttpResponse:
         matrix = summary.migration
         context.update(
             sankey_figure=charts.migration_sankey_figure(matrix),
-            heatmap_figure=_migration_heatmap(matrix),
+            heatmap_figure=charts.migration_heatmap_figure(matrix),
             matrix_columns=list(matrix.columns),
             matrix_rows=[(label, row.tolist(), int(row.sum())) for label, row in matrix.iterrows()],
             moved=summary.metrics["customers_moved_segment"],
             total=int(matrix.to_numpy().sum()),
         )
     return render(request, "segmentation/migration.html", context)
-
-
-def _migration_heatmap(matrix) -> dict[str, Any]:
-    figure = charts.migration_heatmap_figure(matrix)
-    # Room for the column labels the builder puts on top, so they do not run into the title.
-    figure["layout"]["margin"] = {**figure["layout"].get("margin", {}), "t": 150}
-    figure["layout"]["title"] = {**figure["layout"].get("title", {}), "y": 0.98}
-    return figure
 
 
 def _member_filter(request: HttpRequest) -> dict[str, Any]:
