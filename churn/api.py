@@ -50,7 +50,7 @@ NO_MODEL = ("No churn model is active yet, so nothing can be scored. An admin ca
 class PredictChurnInputSerializer(StrictSerializer):
     customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
     customer_ids = serializers.ListField(
-        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False, max_length=MAX_BATCH,
+        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False,
         help_text=f"Up to {MAX_BATCH:,} external ids; features are built from their transactions before as_of.",
     )
     features = serializers.JSONField(
@@ -69,6 +69,8 @@ class PredictChurnInputSerializer(StrictSerializer):
     top_k = StrictIntegerField(default=5, min_value=1, max_value=20, help_text="Contributions per customer.")
 
     def validate_customer_ids(self, value: list[str]) -> list[str]:
+        if len(value) > MAX_BATCH:
+            raise serializers.ValidationError(f"At most {MAX_BATCH:,} customer ids per request, got {len(value):,}.")
         return list(dict.fromkeys(value))
 
     def validate_features(self, value: Any) -> pd.DataFrame:

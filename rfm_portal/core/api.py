@@ -19,6 +19,7 @@ import math
 import re
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.http import Http404, UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
@@ -26,6 +27,8 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+
+from rfm_portal.core.parsers import PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +195,8 @@ class UnscorableInput(exceptions.APIException):
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF's handler, extended so that no exception leaves an API view as HTML or an empty body."""
     if isinstance(exc, RequestDataTooBig):
-        exc = PayloadTooLarge(str(exc) or None)
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE or 0
+        exc = PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
     elif isinstance(exc, MultiPartParserError | UnreadablePostError | TooManyFieldsSent):
         exc = exceptions.ParseError(f"Malformed request body: {exc}")
     elif isinstance(exc, BadRequest | SuspiciousOperation):
@@ -207,12 +211,6 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     view = context.get("view")
     logger.exception("unhandled error in %s", type(view).__name__ if view else "an API view", exc_info=exc)
     return Response({"detail": "Internal error; it has been logged."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
-
-
-class PayloadTooLarge(exceptions.APIException):
-    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
-    default_detail = "The request body is too large."
-    default_code = "too_large"
 
 
 class ErrorSerializer(serializers.Serializer):

@@ -8,14 +8,22 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from rest_framework import exceptions
+from django.conf import settings
+from rest_framework import exceptions, status
 from rest_framework.parsers import JSONParser
 
 MAX_JSON_DEPTH = 32
 
 
+class PayloadTooLarge(exceptions.APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "The request body is too large."
+    default_code = "too_large"
+
+
 class DepthLimitedJSONParser(JSONParser):
-    """JSON with at most MAX_JSON_DEPTH nested arrays/objects; NaN/Infinity literals rejected.
+    """JSON of at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (413 beyond) and MAX_JSON_DEPTH nested arrays/objects;
+    NaN/Infinity literals rejected.
 
     The depth is checked on the raw text before parsing, so a 5,000-deep body is a 400, not a RecursionError.
     """
@@ -23,7 +31,10 @@ class DepthLimitedJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
         encoding = parser_context.get("encoding", "utf-8")
-        raw = stream.read() if stream is not None else b""
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        raw = stream.read(limit + 1 if limit is not None else -1) if stream is not None else b""
+        if limit is not None and len(raw) > limit:
+            raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
         try:
             text = raw.decode(encoding)
         except (UnicodeDecodeError, LookupError) as exc:

@@ -86,7 +86,7 @@ def _wsgi_keeps_test_connection():
 def live_schema(request, trained_models, db, api_headers, settings, _wsgi_keeps_test_connection):
     # schemathesis 4.32 relabels the test node per operation through `_nodeid`, which pytest 9 no longer sets.
     request.node._nodeid = request.node.nodeid
-    settings.ARTIFACT_ROOT = trained_models
+    settings.ARTIFACT_ROOT = trained_models.artifacts
     settings.ALLOWED_HOSTS = ["*"]
     registry.clear_model_cache()
     return schemathesis.openapi.from_wsgi("/api/schema/", application, headers=api_headers, config=CONFIG)
