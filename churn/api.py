@@ -253,7 +253,8 @@ class PredictChurnApi(APIView):
             400, 404, 413, 415, 422, 503,
             extra={404: "customer_id: unknown customer.",
                    422: "customer_id: the customer has no purchase before as_of.",
-                   503: "No churn model is active, or its artifact cannot be read."})},
+                   503: "No churn model is active, or its artifact cannot be read; or the database is busy "
+                        "(retry after Retry-After seconds)."})},
         examples=[OpenApiExample("by id", value={"customer_id": "12346", "explain": True}, request_only=True)],
         tags=["churn"],
     )

@@ -288,7 +288,7 @@ class PredictCLTVApi(APIView):
             **error_responses(400, 413, 415, 422, 503, extra={
                 400: "Invalid body: errors per field, and per row index for `customers`.",
                 422: "Valid rows the model cannot turn into finite scores.",
-                503: "No active CLTV model."}),
+                503: "No active CLTV model, or the database is busy (retry after Retry-After seconds)."}),
         },
         examples=[
             OpenApiExample(

@@ -1,5 +1,5 @@
-"""Shared REST pieces: strict input fields, an exception handler that always answers
-JSON, and the error serializers/response set every endpoint documents.
+"""Shared REST pieces: strict input fields, an exception handler that always answers JSON, and the error
+serializers/responses every endpoint documents.
 
 Strict means: a number field takes a JSON number (not a string, not ``true``/``false``), finite and within bounds;
 a whole-number field takes an integral JSON number within bounds (never a silently wrapped 64-bit value); a date
@@ -19,18 +19,21 @@ import math
 import re
 from typing import Any
 
+from django import db
 from django.conf import settings
 from django.core.exceptions import BadRequest, RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
-from django.http import Http404, UnreadablePostError
+from django.http import UnreadablePostError
 from django.http.multipartparser import MultiPartParserError
 from drf_spectacular.utils import OpenApiResponse, extend_schema_field
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
 from rfm_portal.core.parsers import PayloadTooLarge
 
 logger = logging.getLogger(__name__)
+RETRY_AFTER_SECONDS = 2
 
 # Earliest and latest instants accepted anywhere in the API: inside pandas' nanosecond range (1677-2262) and
 # far from both ends, so "+ horizon" arithmetic cannot overflow.
@@ -206,10 +209,14 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     response = drf_exception_handler(exc, context)
     if response is not None:
         return response
-    if isinstance(exc, Http404):  # pragma: no cover - handled by DRF above; kept for clarity
-        return Response({"detail": "Not found."}, status=status.HTTP_404_NOT_FOUND)
-    view = context.get("view")
-    logger.exception("unhandled error in %s", type(view).__name__ if view else "an API view", exc_info=exc)
+    set_rollback()
+    view = type(context["view"]).__name__ if context.get("view") else "an API view"
+    if isinstance(exc, db.OperationalError | db.InterfaceError):
+        # The database is unreachable or out of connections: the client may retry, so not a 500.
+        logger.warning("database unavailable in %s: %s", view, exc)
+        return Response({"detail": "The database is busy or unreachable; retry shortly."},
+                        status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+    logger.error("unhandled error in %s", view, exc_info=exc)
     return Response({"detail": "Internal error; it has been logged."}, status=status.HTTP_500_INTERNAL_SERVER_ERROR)
 
 
@@ -229,7 +236,8 @@ VALIDATION_ERROR_SCHEMA = {
 
 
 def error_responses(*codes: int, extra: dict[int, str] | None = None) -> dict[int, OpenApiResponse]:
-    """The documented error answers of an endpoint (401 and 403 are added for every authenticated endpoint)."""
+    """The documented error answers of an endpoint: 401, 403 (authenticated endpoints) and 503 (database
+    unavailable, see :func:`exception_handler`) always, plus ``codes``."""
     text = {
         400: "Invalid input: field errors, or the body could not be parsed.",
         401: "No or unknown credentials (`Authorization: Api-Key <key>` or a portal session).",
@@ -240,10 +248,10 @@ def error_responses(*codes: int, extra: dict[int, str] | None = None) -> dict[in
         413: "Request body too large.",
         415: "Unsupported media type.",
         422: "Valid input the model cannot score.",
-        503: "Service unavailable.",
+        503: "Service unavailable (the database is busy or unreachable): retry after Retry-After seconds.",
     } | (extra or {})
     out: dict[int, OpenApiResponse] = {}
-    for code in sorted({401, 403, *codes}):
+    for code in sorted({401, 403, 503, *codes}):
         if code == 400:
             out[code] = OpenApiResponse(VALIDATION_ERROR_SCHEMA, description=text[code])
         else:
