@@ -115,6 +115,7 @@ def test_json_depth():
     assert json_depth({"a": [1, {"b": "[[[[{{{"}]}) == 3
     assert json_depth("[[[") == 0 and json_depth([]) == 1
     assert json_depth([{"x": 1}] * 10_000) == 2
+    assert json_depth(json.loads("[" * 500 + "]" * 500)) == MAX_JSON_DEPTH + 1  # stops counting past the limit
     assert MAX_JSON_DEPTH >= 8  # the deepest real payload is 3: body > customers > row
 
 
