@@ -14,7 +14,8 @@ import pytest
 import schemathesis
 from django.core import signals
 from django.db import close_old_connections
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck
+from hypothesis import settings as hypothesis_settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from rfm_portal.mlops import services as registry
@@ -24,6 +25,8 @@ SEED = 20261201
 MAX_EXAMPLES = 25
 RUN: dict[str, float] = {"requests": 0, "started": 0.0}
 PER_OPERATION: dict[str, list[float]] = {}
+STATUSES: dict[str, set[int]] = {}
+OPERATIONS = 8  # every REST operation of the schema
 
 CONFIG = schemathesis.Config.from_dict({"seed": SEED, "generation": {"mode": "all"}})
 
@@ -102,11 +105,15 @@ def _report():
     print(f"\nschemathesis: {int(RUN['requests'])} requests, {len(PER_OPERATION)} operations, "
           f"{time.monotonic() - RUN['started']:.1f} s")
     for label, (count, seconds) in sorted(PER_OPERATION.items()):
-        print(f"  {label}: {int(count)} requests, {seconds:.1f} s")
+        print(f"  {label}: {int(count)} requests, {seconds:.1f} s, statuses {sorted(STATUSES[label])}")
+    if PER_OPERATION:  # the run happened: it reached every operation, and the scoring ones beyond "no model"
+        assert len(PER_OPERATION) == OPERATIONS, sorted(PER_OPERATION)
+        for label in ("POST /predict_churn", "POST /predict_cltv", "GET /api/segments/"):
+            assert 200 in STATUSES[label], (label, STATUSES[label])
 
 
 @schema.parametrize()
-@settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
+@hypothesis_settings(max_examples=MAX_EXAMPLES, derandomize=True, deadline=None, database=None,
           suppress_health_check=list(HealthCheck))
 def test_api_conforms_to_its_schema(case, api_headers):
     """All built-in checks on every response. positive_data_acceptance ("a schema-valid request is not answered
@@ -117,6 +124,7 @@ def test_api_conforms_to_its_schema(case, api_headers):
     stats = PER_OPERATION.setdefault(case.operation.label, [0, 0.0])
     stats[0] += 1
     stats[1] += time.monotonic() - started
+    STATUSES.setdefault(case.operation.label, set()).add(response.status_code)
     waived = breaks_unstated_rule(case) or is_rejected_file(case, response)
     case.validate_response(response, headers=api_headers,
                            excluded_checks=[positive_data_acceptance] if waived else None)
