@@ -17,7 +17,24 @@ from churn import services
 from churn.counterfactual import counterfactuals, purchase_scenarios
 from churn.explain import explain_rows
 from churn.pipeline import ChurnModelBundle
-from rfm_portal.customers.features import FeatureError, features_from_payload
+from rfm_portal.core.api import (
+    DATETIME_SCHEMA,
+    BoundedDateTimeField,
+    StrictBooleanField,
+    StrictCharField,
+    StrictIntegerField,
+    StrictSerializer,
+    error_responses,
+    text_schema,
+)
+from rfm_portal.core.schema import RequiredBodySchema
+from rfm_portal.customers.features import (
+    FEATURE_COLUMNS,
+    FEATURE_DOCS,
+    FeatureError,
+    features_from_payload,
+    payload_bounds,
+)
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
 
@@ -25,14 +42,15 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
 MAX_EXPLAIN = 1_000
+MAX_ID = 64  # Customer.external_id
 NO_MODEL = ("No churn model is active yet, so nothing can be scored. An admin can train one on the Churn page "
             "(or run `manage.py train_churn`).")
 
 
-class PredictChurnInputSerializer(serializers.Serializer):
-    customer_id = serializers.CharField(required=False, help_text="One customer's external id.")
+class PredictChurnInputSerializer(StrictSerializer):
+    customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
     customer_ids = serializers.ListField(
-        child=serializers.CharField(), required=False, allow_empty=False,
+        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False,
         help_text=f"Up to {MAX_BATCH:,} external ids; features are built from their transactions before as_of.",
     )
     features = serializers.JSONField(
@@ -40,15 +58,15 @@ class PredictChurnInputSerializer(serializers.Serializer):
         help_text=f"One feature record (object) or up to {MAX_BATCH:,} (list), each with every model feature "
         "(recency_days, frequency, monetary, …); customer_id and country optional.",
     )
-    as_of = serializers.DateTimeField(
+    as_of = BoundedDateTimeField(
         required=False,
         help_text="Feature cut-off for customer ids (default: the day after the last imported transaction). "
         "Transactions before it count.",
     )
-    explain = serializers.BooleanField(
+    explain = StrictBooleanField(
         default=False, help_text=f"Add SHAP contributions and a counterfactual (batches up to {MAX_EXPLAIN:,})."
     )
-    top_k = serializers.IntegerField(default=5, min_value=1, max_value=20, help_text="Contributions per customer.")
+    top_k = StrictIntegerField(default=5, min_value=1, max_value=20, help_text="Contributions per customer.")
 
     def validate_customer_ids(self, value: list[str]) -> list[str]:
         if len(value) > MAX_BATCH:
@@ -69,12 +87,53 @@ class PredictChurnInputSerializer(serializers.Serializer):
         given = [k for k in ("customer_id", "customer_ids", "features") if k in attrs]
         if len(given) != 1:
             raise serializers.ValidationError("Give exactly one of customer_id, customer_ids or features.")
+        if "features" in attrs and "as_of" in attrs:
+            raise serializers.ValidationError({"as_of": ["Only with customer ids: a feature payload is already as of "
+                                                         "its own date."]})
         size = len(attrs["customer_ids"]) if "customer_ids" in attrs else (
             len(attrs["features"]) if "features" in attrs else 1)
         if attrs["explain"] and size > MAX_EXPLAIN:
             raise serializers.ValidationError(
                 {"explain": f"explain=true is limited to {MAX_EXPLAIN:,} customers per request, got {size:,}."})
         return attrs
+
+
+def _feature_record_schema(with_p_alive: bool) -> dict[str, Any]:
+    properties: dict[str, Any] = {"customer_id": text_schema(MAX_ID),
+                                  "country": {**text_schema(MAX_ID, min_length=0), "nullable": True}}
+    names = [*FEATURE_COLUMNS, "p_alive"] if with_p_alive else list(FEATURE_COLUMNS)
+    for name in names:
+        low, high, whole = payload_bounds(name)
+        properties[name] = {"type": "integer" if whole else "number", "minimum": low, "maximum": high,
+                            "description": FEATURE_DOCS[name]["label"]}
+    return {"type": "object", "properties": properties, "required": names, "additionalProperties": False}
+
+
+def _request_schema() -> dict[str, Any]:
+    """The body as OpenAPI states it: exactly one of three shapes, no other keys, every value bounded.
+
+    Not expressible here (validated by the serializer, and a generated request may still get a 400 for them):
+    duplicate customer_id values within one features list, explain=true with more than 1,000 customers.
+    """
+    options = {"explain": {"type": "boolean", "default": False},
+               "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}}
+    ident = text_schema(MAX_ID)
+    records = [_feature_record_schema(False), _feature_record_schema(True)]
+    features = {"oneOf": [*records, *({"type": "array", "items": r, "minItems": 1, "maxItems": MAX_BATCH}
+                                      for r in records)]}
+    as_of = {**DATETIME_SCHEMA, "description": "Feature cut-off (default: the day after the last transaction)."}
+
+    def shape(title: str, required: str, schema: dict[str, Any], with_as_of: bool) -> dict[str, Any]:
+        props = {required: schema, **({"as_of": as_of} if with_as_of else {}), **options}
+        return {"title": title, "type": "object", "properties": props, "required": [required],
+                "additionalProperties": False}
+
+    return {"oneOf": [
+        shape("ByCustomerId", "customer_id", ident, True),
+        shape("ByCustomerIds", "customer_ids",
+              {"type": "array", "items": ident, "minItems": 1, "maxItems": MAX_BATCH}, True),
+        shape("ByFeatures", "features", features, False),
+    ]}
 
 
 class ModelVersionRefSerializer(serializers.Serializer):
@@ -176,6 +235,8 @@ def predict(bundle: ChurnModelBundle, X: pd.DataFrame, explain: bool, top_k: int
 class PredictChurnApi(APIView):
     """Churn risk for CRM integrations (API key) and portal users (session)."""
 
+    schema = RequiredBodySchema()
+
     @extend_schema(
         operation_id="predict_churn",
         summary="Churn risk by customer id(s) or by feature payload",
@@ -187,8 +248,13 @@ class PredictChurnApi(APIView):
             "contributions + rest = log_odds) and a counterfactual for customers above the threshold. Every answer "
             "names the model version. 503 when no churn model is active."
         ),
-        request=PredictChurnInputSerializer,
-        responses={200: PredictChurnOutputSerializer, 400: None, 404: None, 503: None},
+        request={"application/json": _request_schema()},
+        responses={200: PredictChurnOutputSerializer, **error_responses(
+            400, 404, 413, 415, 422, 503,
+            extra={404: "customer_id: unknown customer.",
+                   422: "customer_id: the customer has no purchase before as_of.",
+                   503: "No churn model is active, or its artifact cannot be read; or the database is busy "
+                        "(retry after Retry-After seconds)."})},
         examples=[OpenApiExample("by id", value={"customer_id": "12346", "explain": True}, request_only=True)],
         tags=["churn"],
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import logging
 from collections.abc import Iterator
 from typing import Any
@@ -18,6 +17,7 @@ from churn.forms import AtRiskFilterForm, TrainForm
 from churn.pipeline import ChurnModelBundle
 from churn.tasks import train_churn_task
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
+from rfm_portal.core.csv_export import SafeCSVWriter
 from rfm_portal.customers.features import FEATURE_DOCS
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops.progress import submit_job
@@ -102,13 +102,8 @@ def at_risk(request: HttpRequest) -> HttpResponse:
     return render(request, "churn/at_risk.html", context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def _csv_rows(rows: Any, mv_version: int, cutoff: str) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = SafeCSVWriter()
     yield writer.writerow(CSV_COLUMNS)
     for s in rows.iterator(chunk_size=2000):
         drivers = [f"{c.get('label') or FEATURE_DOCS.get(c['feature'], {}).get('label', c['feature'])} "

@@ -8,12 +8,22 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.contrib.auth.decorators import login_not_required
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from rfm_portal.core.api import (
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+    check_finite_output,
+    error_responses,
+    text_schema,
+)
+from rfm_portal.core.schema import RequiredBodySchema
 from rfm_portal.mlops import services as registry
 
 from . import selectors, services
@@ -28,17 +38,27 @@ OUTPUT_FIELDS = (
 )  # fmt: skip
 
 
+# Payload bounds: far beyond any real customer, small enough that every output stays a finite number.
+PAYLOAD_BOUNDS = {"frequency": 100_000, "recency": 100_000.0, "T": 100_000.0, "monetary_value": 1e9}
+MAX_ID = 64  # Customer.external_id
+
+
 class CLTVPayloadRowSerializer(serializers.Serializer):
-    frequency = serializers.IntegerField(min_value=0, help_text="Repeat purchase days (purchases after the first).")
-    recency = serializers.FloatField(min_value=0, help_text="First to last purchase, in `unit`; 0 if frequency is 0.")
-    T = serializers.FloatField(min_value=0, help_text="First purchase to now, in `unit`; >= recency.")
-    monetary_value = serializers.FloatField(min_value=0, help_text="Mean value of the repeat purchase days.")
+    frequency = StrictIntegerField(min_value=0, max_value=PAYLOAD_BOUNDS["frequency"],
+                                   help_text="Repeat purchase days (purchases after the first).")
+    recency = StrictFloatField(min_value=0, max_value=PAYLOAD_BOUNDS["recency"],
+                               help_text="First to last purchase, in `unit`; 0 if frequency is 0.")
+    T = StrictFloatField(min_value=0, max_value=PAYLOAD_BOUNDS["T"],
+                         help_text="First purchase to now, in `unit`; >= recency.")
+    monetary_value = StrictFloatField(min_value=0, max_value=PAYLOAD_BOUNDS["monetary_value"],
+                                      help_text="Mean value of the repeat purchase days.")
 
 
 class PayloadRowsField(serializers.ListField):
     """A list of payload rows validated in one vectorised pass (10,000 rows in milliseconds).
 
-    Errors are keyed by row index and field, as DRF's nested list errors are.
+    Errors are keyed by row index and field, as DRF's nested list errors are. JSON numbers only (no strings, no
+    booleans), finite and within PAYLOAD_BOUNDS; no other keys.
     """
 
     def __init__(self, **kwargs: Any) -> None:
@@ -57,20 +77,21 @@ class PayloadRowsField(serializers.ListField):
             if not isinstance(row, dict):
                 errors[i] = {"non_field_errors": ["Expected an object."]}
                 continue
+            for key in row.keys() - set(PAYLOAD_FIELDS):
+                errors.setdefault(i, {})[str(key)] = ["Unknown field."]
             for j, name in enumerate(PAYLOAD_FIELDS):
                 value = row.get(name)
                 if value is None:
                     errors.setdefault(i, {})[name] = ["This field is required."]
-                elif isinstance(value, bool) or not isinstance(value, int | float | str):
+                elif isinstance(value, bool) or not isinstance(value, int | float):
                     errors.setdefault(i, {})[name] = ["A number is required."]
                 else:
                     try:
                         values[i, j] = float(value)
-                    except ValueError:
-                        errors.setdefault(i, {})[name] = ["A number is required."]
-                    else:
-                        if not math.isfinite(values[i, j]):
-                            errors.setdefault(i, {})[name] = ["A finite number is required."]
+                    except OverflowError:
+                        values[i, j] = math.inf
+                    if not math.isfinite(values[i, j]):
+                        errors.setdefault(i, {})[name] = ["A finite number is required."]
         x, tx, T, m = values.T
         with np.errstate(invalid="ignore"):
             checks = (
@@ -78,6 +99,8 @@ class PayloadRowsField(serializers.ListField):
                 ("recency", tx < 0, "Must be >= 0."),
                 ("T", T < 0, "Must be >= 0."),
                 ("monetary_value", m < 0, "Must be >= 0."),
+                *((name, values[:, j] > PAYLOAD_BOUNDS[name], f"Must be <= {PAYLOAD_BOUNDS[name]:g}.")
+                  for j, name in enumerate(PAYLOAD_FIELDS)),
                 ("recency", tx > T + 1e-9, "Must not exceed T."),
                 ("recency", (x == 0) & (tx != 0), "Must be 0 when frequency is 0."),
             )
@@ -91,18 +114,18 @@ class PayloadRowsField(serializers.ListField):
         return pd.DataFrame(values, columns=list(PAYLOAD_FIELDS))
 
 
-class PredictCLTVInputSerializer(serializers.Serializer):
-    customer_id = serializers.CharField(required=False, help_text="One customer's external id.")
+class PredictCLTVInputSerializer(StrictSerializer):
+    customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
     customer_ids = serializers.ListField(
-        child=serializers.CharField(), required=False, allow_empty=False, max_length=MAX_BATCH
+        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False, max_length=MAX_BATCH
     )
     customers = PayloadRowsField(required=False, help_text=f"Up to {MAX_BATCH:,} raw payload rows.")
     unit = serializers.ChoiceField(
         choices=list(UNIT_DAYS), required=False, help_text="Unit of recency and T in payload rows (required with them)."
     )
-    horizon_days = serializers.FloatField(required=False, min_value=1, max_value=3650)
-    annual_discount_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
-    margin = serializers.FloatField(required=False, min_value=0, max_value=1000)
+    horizon_days = StrictFloatField(required=False, min_value=1, max_value=3650)
+    annual_discount_rate = StrictFloatField(required=False, min_value=0, max_value=1)
+    margin = StrictFloatField(required=False, min_value=0, max_value=1000)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         modes = [m for m in ("customer_id", "customer_ids", "customers") if m in attrs]
@@ -114,10 +137,51 @@ class PredictCLTVInputSerializer(serializers.Serializer):
         mode = modes[0]
         if mode == "customers" and "unit" not in attrs:
             raise serializers.ValidationError({"unit": ['State the unit of recency and T: "days" or "weeks".']})
+        if mode != "customers" and "unit" in attrs:
+            raise serializers.ValidationError({"unit": ["Only with payload rows (customers)."]})
         if mode == "customer_id":
             attrs["customer_ids"] = [attrs.pop("customer_id")]
         attrs["mode"] = mode
         return attrs
+
+
+def _request_schema() -> dict[str, Any]:
+    """The body as OpenAPI states it: one of four shapes, no other keys, every number bounded.
+
+    Not expressible here (validated by the serializer, and answered 400): recency <= T in payload rows.
+    """
+    settings_props = {
+        "horizon_days": {"type": "number", "minimum": 1, "maximum": 3650},
+        "annual_discount_rate": {"type": "number", "minimum": 0, "maximum": 1},
+        "margin": {"type": "number", "minimum": 0, "maximum": 1000},
+    }
+    unit = {"type": "string", "enum": list(UNIT_DAYS), "description": "Unit of recency and T."}
+    row_bounds = {
+        "frequency": {"type": "integer", "minimum": 0, "maximum": PAYLOAD_BOUNDS["frequency"]},
+        **{name: {"type": "number", "minimum": 0, "maximum": PAYLOAD_BOUNDS[name]}
+           for name in ("recency", "T", "monetary_value")},
+    }
+    # frequency 0 means recency 0: two row shapes.
+    first_only = {**row_bounds, "frequency": {"type": "integer", "minimum": 0, "maximum": 0},
+                  "recency": {"type": "number", "minimum": 0, "maximum": 0}}
+    repeat = {**row_bounds, "frequency": {**row_bounds["frequency"], "minimum": 1}}
+    rows = [{"type": "object", "properties": props, "required": list(PAYLOAD_FIELDS), "additionalProperties": False}
+            for props in (first_only, repeat)]
+    ident = text_schema(MAX_ID)
+
+    def shape(title: str, props: dict[str, Any], required: list[str]) -> dict[str, Any]:
+        return {"title": title, "type": "object", "properties": {**props, **settings_props}, "required": required,
+                "additionalProperties": False}
+
+    return {"oneOf": [
+        shape("ByCustomerId", {"customer_id": ident}, ["customer_id"]),
+        shape("ByCustomerIds", {"customer_ids": {"type": "array", "items": ident, "minItems": 1,
+                                                 "maxItems": MAX_BATCH}}, ["customer_ids"]),
+        shape("ByPayloadRows", {"customers": {"type": "array", "items": {"oneOf": rows}, "minItems": 1,
+                                              "maxItems": MAX_BATCH}, "unit": unit}, ["customers", "unit"]),
+        *(shape(f"OnePayloadRow{i}", {**row["properties"], "unit": unit}, [*PAYLOAD_FIELDS, "unit"])
+          for i, row in enumerate(rows)),
+    ]}
 
 
 class CLTVResultSerializer(serializers.Serializer):
@@ -139,7 +203,7 @@ class CLTVResultSerializer(serializers.Serializer):
 
 
 class PredictCLTVOutputSerializer(serializers.Serializer):
-    model_version = serializers.IntegerField()
+    model_version = serializers.IntegerField(allow_null=True)
     model = serializers.CharField()
     unit = serializers.CharField(help_text="The model's time unit.")
     horizon_days = serializers.FloatField()
@@ -205,6 +269,8 @@ def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: b
 
 
 class PredictCLTVApi(APIView):
+    schema = RequiredBodySchema()
+
     @extend_schema(
         operation_id="predict_cltv",
         summary="CLTV, P(alive) and expected purchases by customer id or raw payload",
@@ -216,12 +282,13 @@ class PredictCLTVApi(APIView):
             f"object. At most {MAX_BATCH:,} rows. Optional horizon_days, annual_discount_rate, margin. "
             "503 when no CLTV model is active."
         ),
-        request=PredictCLTVInputSerializer,
+        request={"application/json": _request_schema()},
         responses={
             200: PredictCLTVOutputSerializer,
-            400: OpenApiResponse(description="Invalid body: errors per field, and per row index for `customers`."),
-            401: OpenApiResponse(description="No or unknown credentials."),
-            503: OpenApiResponse(description="No active CLTV model."),
+            **error_responses(400, 413, 415, 422, 503, extra={
+                400: "Invalid body: errors per field, and per row index for `customers`.",
+                422: "Valid rows the model cannot turn into finite scores.",
+                503: "No active CLTV model, or the database is busy (retry after Retry-After seconds)."}),
         },
         examples=[
             OpenApiExample(
@@ -253,7 +320,9 @@ class PredictCLTVApi(APIView):
             frame: pd.DataFrame = data["customers"]
             factor = UNIT_DAYS[data["unit"]] / bundle.unit_days
             frame[["recency", "T"]] *= factor
-            results, not_found = _results(score_frame(bundle, frame), "payload"), []
+            scores = score_frame(bundle, frame)
+            check_finite_output(scores[list(OUTPUT_FIELDS)], "these payload rows")
+            results, not_found = _results(scores, "payload"), []
         else:
             results, not_found = _score_ids(bundle, mv.pk if mv else -1, data["customer_ids"], bool(settings_given))
         body = {

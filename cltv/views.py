@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,6 +11,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
+from rfm_portal.core.csv_export import SafeCSVWriter
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops import services as registry
 from rfm_portal.mlops.progress import submit_job
@@ -45,11 +45,6 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "cltv/overview.html", context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 def scores_csv(request: HttpRequest) -> HttpResponse:
     mv = selectors.active_version()
     if mv is None:
@@ -63,7 +58,7 @@ def scores_csv(request: HttpRequest) -> HttpResponse:
         .order_by("-clv")
         .values_list("customer__external_id", "first_purchase", *fields)
     )
-    writer = csv.writer(_Echo())
+    writer = SafeCSVWriter()
 
     def stream() -> Iterator[str]:
         yield writer.writerow(["customer_id", "first_purchase", *fields, "model_version"])

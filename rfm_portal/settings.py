@@ -209,6 +209,9 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+    # No input reaches a 500: JSON bodies are depth-limited and every error answers JSON (rfm_portal/core/api.py).
+    "DEFAULT_PARSER_CLASSES": ["rfm_portal.core.parsers.DepthLimitedJSONParser"],
+    "EXCEPTION_HANDLER": "rfm_portal.core.api.exception_handler",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "RFM Portal API",

@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from rfm_portal.core.api import error_responses
 from rfm_portal.customers.models import Customer
 from segmentation import selectors
 
@@ -96,6 +97,7 @@ class SegmentsApi(APIView):
         summary="Segments and clusters of the active segmentation model",
         responses={
             200: SegmentsOutputSerializer,
+            **error_responses(),
             409: OpenApiResponse(SegmentationErrorSerializer, description="no active model"),
         },
     )
@@ -125,6 +127,7 @@ class CustomerRFMApi(APIView):
         summary="A customer's current RFM values, scores, segment and cluster",
         responses={
             200: CustomerRFMOutputSerializer,
+            **error_responses(),
             404: OpenApiResponse(
                 SegmentationErrorSerializer, description="unknown customer, or not scored in the active model"
             ),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_POST
 
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
+from rfm_portal.core.csv_export import SafeCSVWriter
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops.models import Job
 from rfm_portal.mlops.progress import submit_job
@@ -126,11 +126,6 @@ def members(request: HttpRequest) -> HttpResponse:
     return render(request, "segmentation/members.html", context)
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
 CSV_HEADER = [
     "customer_id", "country", "recency_days", "frequency", "monetary", "r_score", "f_score", "m_score",
     "rfm_code", "segment", "cluster", "cluster_name", "first_purchase", "last_purchase", "model_version",
@@ -138,7 +133,7 @@ CSV_HEADER = [
 
 
 def _csv_rows(mv, filters: dict[str, Any]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
+    writer = SafeCSVWriter()
     yield writer.writerow(CSV_HEADER)
     for s in selectors.score_list(mv, **filters).iterator(chunk_size=2000):
         yield writer.writerow(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import BasePermission
@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from rfm_portal.accounts.authentication import APIKeyUser
 from rfm_portal.accounts.permissions import is_portal_admin
+from rfm_portal.core.api import VALIDATION_ERROR_SCHEMA, UploadedFileField, error_responses
 
 from . import importing, services
 from .models import ImportJob
@@ -29,7 +30,7 @@ class CanImport(BasePermission):
 
 
 class ImportInputSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="CSV (UTF-8 or latin-1, delimiter sniffed) or .xlsx.")
+    file = UploadedFileField(help_text="CSV (UTF-8 or latin-1, delimiter sniffed) or .xlsx.")
     kind = serializers.ChoiceField(choices=ImportJob.Kind.choices, default=ImportJob.Kind.TRANSACTIONS)
     skip_invalid = serializers.BooleanField(
         default=False, help_text="Import the valid rows and report the rest; by default any invalid row rejects all."
@@ -78,7 +79,15 @@ class ImportCreateApi(APIView):
         description="Validated, atomic and idempotent: a file with invalid rows imports nothing (400, with the "
         "bad lines) unless skip_invalid is set; the same file twice adds nothing. Admins or API keys.",
         request={"multipart/form-data": ImportInputSerializer},
-        responses={201: ImportJobOutputSerializer, 400: ImportJobOutputSerializer},
+        responses={
+            201: ImportJobOutputSerializer,
+            **error_responses(403, 413, 415),
+            400: OpenApiResponse(
+                {"anyOf": [{"$ref": "#/components/schemas/ImportJobOutput"}, VALIDATION_ERROR_SCHEMA]},
+                description="The file was read and rejected (the import job, status rejected or failed, with the "
+                "bad lines; nothing was imported), or the form itself is invalid (field errors).",
+            ),
+        },
         tags=["imports"],
     )
     def post(self, request: Request) -> Response:

@@ -385,21 +385,50 @@ _NON_NEGATIVE: frozenset[str] = frozenset(
 )
 
 
+# Every payload value is bounded: far beyond any real customer, far inside float64/int64, so nothing overflows
+# or wraps downstream (a 1e19 count is rejected, not scored as a wrapped int64).
+PAYLOAD_LIMIT: float = 1e9
+
+
+def payload_bounds(name: str) -> tuple[float, float, bool]:
+    """(minimum, maximum, whole number?) of one payload field, as validated by :func:`features_from_payload`."""
+    low = 0.0 if name in _NON_NEGATIVE or name == "p_alive" else -PAYLOAD_LIMIT
+    if name == "frequency":
+        low = 1.0
+    high = 1.0 if name in ("return_share", "p_alive") else PAYLOAD_LIMIT
+    return low, high, name in INTEGER_FEATURES
+
+
+MAX_TEXT = 64
+
+
+def _is_payload_text(value: Any, allow_null: bool) -> bool:
+    """customer_id: 1-64 characters; country: 0-64 characters or null. No NUL (PostgreSQL cannot store it)."""
+    if value is None:
+        return allow_null
+    shortest = 0 if allow_null else 1
+    return isinstance(value, str) and shortest <= len(value) <= MAX_TEXT and "\x00" not in value
+
+
 def _check_number(name: str, value: Any, where: str) -> float:
-    if isinstance(value, bool) or value is None:
+    # JSON numbers only: "12" and true are not numbers.
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
         raise FeatureError(f"{where}: {name} must be a number, got {value!r}")
     try:
         number = float(value)
-    except (TypeError, ValueError):
-        raise FeatureError(f"{where}: {name} must be a number, got {value!r}") from None
+    except OverflowError:
+        raise FeatureError(f"{where}: {name} must be at most {PAYLOAD_LIMIT:g}, got {value!r}") from None
     if not math.isfinite(number):
         raise FeatureError(f"{where}: {name} must be finite, got {value!r}")
+    low, high, whole = payload_bounds(name)
     if name in _NON_NEGATIVE and number < 0:
         raise FeatureError(f"{where}: {name} must be ≥ 0, got {number}")
-    if name in INTEGER_FEATURES and number != round(number):
+    if whole and number != round(number):
         raise FeatureError(f"{where}: {name} must be a whole number, got {number}")
-    if name in ("return_share", "p_alive") and number > 1:
+    if name in ("return_share", "p_alive") and not 0 <= number <= 1:
         raise FeatureError(f"{where}: {name} must be within [0, 1], got {number}")
+    if number > high or (number < low and name != "frequency"):  # frequency < 1 has its own message below
+        raise FeatureError(f"{where}: {name} must be between {low:g} and {high:g}, got {number:g}")
     return number
 
 
@@ -441,6 +470,9 @@ def features_from_payload(payload: Mapping[str, Any] | Iterable[Mapping[str, Any
             columns[name].append(_check_number(name, record[name], where))
         if columns["frequency"][-1] < 1:
             raise FeatureError(f"{where}: frequency must be ≥ 1 (a scored customer has bought at least once)")
+        for text_field in ("customer_id", "country"):
+            if text_field in record and not _is_payload_text(record[text_field], allow_null=text_field == "country"):
+                raise FeatureError(f"{where}: {text_field} must be a string of at most {MAX_TEXT} characters")
         ids.append(str(record.get("customer_id", f"payload-{i}")))
         country = record.get("country", "")
         countries.append("" if country is None else str(country))

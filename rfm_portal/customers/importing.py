@@ -115,7 +115,10 @@ def read_table(path: str | Path, file_name: str | None = None) -> pd.DataFrame:
     cells = frame.drop(columns=["__line"])
     frame = frame.rename(columns={"__line": LINE})
     blank = (cells == "").all(axis=1) if len(cells.columns) else pd.Series(True, index=frame.index)
-    return frame[~blank].reset_index(drop=True)
+    frame = frame[~blank].reset_index(drop=True)
+    if frame.empty:
+        raise ImportFileError("The file has a header but no data rows.")
+    return frame
 
 
 def _read_csv(path: Path, head: bytes) -> pd.DataFrame:

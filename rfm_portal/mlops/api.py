@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from django.http import Http404
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
+
+from rfm_portal.core.api import error_responses
 
 from . import selectors
 from .models import Job
@@ -37,18 +40,24 @@ class ModelVersionOutputSerializer(serializers.Serializer):
 
 
 class JobListApi(APIView):
-    @extend_schema(responses=JobOutputSerializer(many=True), summary="Recent jobs, newest first")
+    @extend_schema(responses={200: JobOutputSerializer(many=True), **error_responses()},
+                   summary="Recent jobs, newest first")
     def get(self, request: Request) -> Response:
         return Response(JobOutputSerializer(selectors.job_list(), many=True).data)
 
 
 class JobDetailApi(APIView):
-    @extend_schema(responses=JobOutputSerializer, summary="One job's state and progress")
-    def get(self, request: Request, pk: int) -> Response:
-        return Response(JobOutputSerializer(selectors.job_get(pk)).data)
+    @extend_schema(responses={200: JobOutputSerializer, **error_responses(404, extra={404: "No such job."})},
+                   parameters=[OpenApiParameter("id", int, OpenApiParameter.PATH, description="The job's id.")],
+                   summary="One job's state and progress")
+    def get(self, request: Request, pk: str) -> Response:
+        if not pk.isascii() or not pk.isdigit() or len(pk) > 18:
+            raise Http404("No such job.")
+        return Response(JobOutputSerializer(selectors.job_get(int(pk))).data)
 
 
 class ModelVersionListApi(APIView):
-    @extend_schema(responses=ModelVersionOutputSerializer(many=True), summary="Registered model versions")
+    @extend_schema(responses={200: ModelVersionOutputSerializer(many=True), **error_responses()},
+                   summary="Registered model versions")
     def get(self, request: Request) -> Response:
         return Response(ModelVersionOutputSerializer(selectors.model_version_list(), many=True).data)

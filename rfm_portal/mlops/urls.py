@@ -11,6 +11,7 @@ urlpatterns = [
     path("models/<int:pk>/promote/", views.model_promote, name="model-promote"),
     path("models/<slug:kind>/rollback/", views.model_rollback, name="model-rollback"),
     path("api/jobs/", api.JobListApi.as_view(), name="api-jobs"),
-    path("api/jobs/<int:pk>/", api.JobDetailApi.as_view(), name="api-job"),
+    # Any segment: a non-number id gets the API's JSON 404, not the HTML page of the URL resolver.
+    path("api/jobs/<str:pk>/", api.JobDetailApi.as_view(), name="api-job"),
     path("api/models/", api.ModelVersionListApi.as_view(), name="api-models"),
 ]
