@@ -243,3 +243,24 @@ LOGGING = {
 
 # Product settings
 IMPORT_ERROR_REPORT_LIMIT = 1000  # bad lines kept on an ImportJob; the count is always exact
+
+# --- Faults: jobs that never hang, login throttling (issue 9) ----------------------
+# A running job beats every JOB_HEARTBEAT_SECONDS; the reaper (beat entry below, and every
+# worker start) fails jobs silent for JOB_STALE_AFTER_SECONDS with their training model
+# version, and jobs no worker took within JOB_PENDING_TIMEOUT_SECONDS.
+JOB_HEARTBEAT_SECONDS = float(os.environ.get("JOB_HEARTBEAT_SECONDS", 10))
+JOB_STALE_AFTER_SECONDS = int(os.environ.get("JOB_STALE_AFTER_SECONDS", 90))
+JOB_PENDING_TIMEOUT_SECONDS = int(os.environ.get("JOB_PENDING_TIMEOUT_SECONDS", 2 * 60 * 60))
+JOB_REAPER_INTERVAL_SECONDS = float(os.environ.get("JOB_REAPER_INTERVAL_SECONDS", 30))
+CELERY_BEAT_SCHEDULE["mlops-reap-stale-jobs"] = {
+    "task": "mlops.reap_stale_jobs",
+    "schedule": JOB_REAPER_INTERVAL_SECONDS,
+    "options": {"expires": JOB_REAPER_INTERVAL_SECONDS},
+}
+# A broker that is down fails a submit within seconds, not after kombu's long retries.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", 2))
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "socket_connect_timeout": 2}
+# A view that could not queue its job answers 503 (APIs) or says so (pages), never a 500.
+MIDDLEWARE = [*MIDDLEWARE, "rfm_portal.mlops.middleware.JobQueueUnavailableMiddleware"]

@@ -15,3 +15,18 @@ def count_to(reporter: JobReporter, n: int = 4, fail_at: int | None = None) -> d
             raise ValueError(f"step {i} went wrong")
         reporter.step(i, n, f"step {i} of {n}")
     return {"counted": n}
+
+
+@job_task(name="tests.mlops.train_slowly")
+def train_slowly(reporter: JobReporter, kind: str = "tests-slow", seconds: float = 120) -> dict[str, int]:
+    """A training that registers its version, reports progress, then works for a long time (to be killed)."""
+    import time
+
+    from rfm_portal.mlops.services import start_model_version
+
+    mv = start_model_version(kind, {"seconds": seconds})
+    reporter.report(15, f"training v{mv.version}")
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+    return {"version": mv.version}
