@@ -264,3 +264,27 @@ if REDIS_URL:
     CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "socket_connect_timeout": 2}
 # A view that could not queue its job answers 503 (APIs) or says so (pages), never a 500.
 MIDDLEWARE = [*MIDDLEWARE, "rfm_portal.mlops.middleware.JobQueueUnavailableMiddleware"]
+# Login throttling (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one
+# address lock it for AXES_COOLOFF_MINUTES; every failure is recorded (AccessAttempt/AccessFailureLog).
+# Behind a reverse proxy set AXES_IPWARE_PROXY_COUNT so the client address is the real one.
+from datetime import timedelta as _timedelta  # noqa: E402
+
+INSTALLED_APPS = [*INSTALLED_APPS, "axes"]
+AUTHENTICATION_BACKENDS = [
+    "rfm_portal.accounts.throttling.PortalAxesBackend",  # first: refuses locked-out logins
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]  # last, as axes requires
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = _timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a stranger cannot lock a user out from elsewhere
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # one row per failure (who, from where, when), beside the counters
+AXES_LOCKOUT_CALLABLE = "rfm_portal.accounts.throttling.lockout_response"
+if os.environ.get("AXES_IPWARE_PROXY_COUNT"):
+    AXES_IPWARE_PROXY_COUNT = int(os.environ["AXES_IPWARE_PROXY_COUNT"])
+AXES_VERBOSE = False
+# Imports: uploads above this size are kept on disk and imported by a background Job (the web
+# process never reads them); smaller ones are imported in the request. The spool holds them meanwhile.
+IMPORT_BACKGROUND_THRESHOLD_BYTES = int(os.environ.get("IMPORT_BACKGROUND_THRESHOLD_BYTES", 5 * 1024 * 1024))
+IMPORT_SPOOL_DIR = Path(os.environ.get("IMPORT_SPOOL_DIR", MEDIA_ROOT / "imports" / "incoming"))
