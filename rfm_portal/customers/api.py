@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_not_required
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
@@ -13,6 +14,7 @@ from rest_framework.views import APIView
 
 from rfm_portal.accounts.authentication import APIKeyUser
 from rfm_portal.accounts.permissions import is_portal_admin
+from rfm_portal.mlops.progress import JobQueueUnavailable
 
 from . import importing, services
 from .models import ImportJob
@@ -63,9 +65,14 @@ class ImportJobOutputSerializer(serializers.ModelSerializer):
         fields = [
             "id", "kind", "file_name", "file_sha256", "status", "skip_invalid", "column_mapping",
             "rows_total", "rows_accepted", "rows_inserted", "rows_duplicate", "rows_rejected",
-            "errors", "message", "created_at", "finished_at",
+            "errors", "message", "created_at", "finished_at", "job",
         ]  # fmt: skip
         read_only_fields = fields
+
+
+class QueueUnavailableSerializer(serializers.Serializer):
+    detail = serializers.CharField()
+    import_job = ImportJobOutputSerializer(help_text="the import, recorded as failed")
 
 
 class ImportCreateApi(APIView):
@@ -76,15 +83,25 @@ class ImportCreateApi(APIView):
         operation_id="imports_create",
         summary="Import transactions or campaign history from a file",
         description="Validated, atomic and idempotent: a file with invalid rows imports nothing (400, with the "
-        "bad lines) unless skip_invalid is set; the same file twice adds nothing. Admins or API keys.",
+        "bad lines) unless skip_invalid is set; the same file twice adds nothing. Admins or API keys. Files "
+        "larger than the background threshold (5 MB by default) are answered 202 with the pending import: "
+        "the job named by `job` (and the Location header) reports progress and the outcome; 503 with "
+        "Retry-After when the job queue is unavailable.",
         request={"multipart/form-data": ImportInputSerializer},
-        responses={201: ImportJobOutputSerializer, 400: ImportJobOutputSerializer},
+        responses={
+            201: ImportJobOutputSerializer,
+            202: ImportJobOutputSerializer,
+            400: ImportJobOutputSerializer,
+            503: QueueUnavailableSerializer,
+        },
         tags=["imports"],
     )
     def post(self, request: Request) -> Response:
         serializer = ImportInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
+        if services.is_large_upload(data["file"]):
+            return self._queue(request, data)
         job = services.import_uploaded_file(
             data["file"],
             kind=data["kind"],
@@ -95,6 +112,26 @@ class ImportCreateApi(APIView):
         )
         code = status.HTTP_201_CREATED if job.status == ImportJob.Status.SUCCEEDED else status.HTTP_400_BAD_REQUEST
         return Response(ImportJobOutputSerializer(job).data, status=code)
+
+    def _queue(self, request: Request, data: dict) -> Response:
+        """A large file: 202 with the pending import; its job (Location) reports progress and the outcome."""
+        try:
+            job = services.queue_import(
+                data["file"],
+                kind=data["kind"],
+                mapping=data["mapping"],
+                skip_invalid=data["skip_invalid"],
+                dayfirst=data["dayfirst"],
+                user=request.user,
+            )
+        except JobQueueUnavailable as error:
+            failed = ImportJob.objects.get(job=error.job)
+            body = {"detail": str(error), "import_job": ImportJobOutputSerializer(failed).data}
+            return Response(body, status=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": "30"})
+        location = reverse("mlops:api-job", kwargs={"pk": job.job_id})
+        return Response(
+            ImportJobOutputSerializer(job).data, status=status.HTTP_202_ACCEPTED, headers={"Location": location}
+        )
 
 
 # DRF does its own authentication (API key or session); the login-redirect middleware must not.

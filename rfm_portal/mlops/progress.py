@@ -38,6 +38,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import connections, transaction
 from django.db.models import Q
+from django.dispatch import Signal
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerOperationalError
 
@@ -180,8 +181,15 @@ def mark_succeeded(job: Job, result: dict[str, Any] | None) -> Job:
     )
 
 
+# Sent whenever a job is marked failed (by its task, the reaper or a down queue), so work
+# linked to it (e.g. an ImportJob) can say so too.
+job_failed = Signal()
+
+
 def mark_failed(job: Job, error: str) -> Job:
-    return _save(job, state=State.FAILED, error=error, finished_at=timezone.now(), message="Failed")
+    job = _save(job, state=State.FAILED, error=error, finished_at=timezone.now(), message="Failed")
+    job_failed.send(sender=Job, job=job, error=error)
+    return job
 
 
 # --- Liveness: heartbeats and the reaper ----------------------------------------------
