@@ -104,14 +104,44 @@ def _save(job: Job, **fields: Any) -> Job:
     return job
 
 
+def _on_own_connection(work: Callable[[], Any], timeout: float = 30) -> None:
+    """Run a short write on a thread of its own, so on its own connection, committed at once."""
+
+    def run() -> None:
+        try:
+            work()
+        except Exception:
+            logger.warning("progress write failed", exc_info=True)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=run, name="job-progress", daemon=True)
+    thread.start()
+    thread.join(timeout)
+
+
 class JobReporter:
-    """Handed to a task body: writes progress to the Job row and pushes it live."""
+    """Handed to a task body: writes progress to the Job row and pushes it live.
+
+    A report made inside the task's own transaction (e.g. an import's all-or-nothing write)
+    goes through a connection of its own: written on the task's connection it would stay
+    invisible until the commit and hold the row lock the heartbeat thread then waits for.
+    """
 
     def __init__(self, job: Job) -> None:
         self.job = job
+        self._base_depth = len(transaction.get_connection().atomic_blocks)
 
     def report(self, progress: int, message: str = "") -> None:
-        _save(self.job, progress=max(0, min(100, int(progress))), message=message[:500], heartbeat_at=timezone.now())
+        fields = {"progress": max(0, min(100, int(progress))), "message": message[:500], "heartbeat_at": timezone.now()}
+        if len(transaction.get_connection().atomic_blocks) <= self._base_depth:
+            _save(self.job, **fields)
+            return
+        for name, value in fields.items():
+            setattr(self.job, name, value)
+        job_id = self.job.pk
+        _on_own_connection(lambda: Job.objects.filter(pk=job_id).update(**fields))
+        broadcast(self.job)
 
     def step(self, done: int, total: int, message: str = "") -> None:
         """Progress as done/total of the work."""
