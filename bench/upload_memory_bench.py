@@ -99,17 +99,23 @@ def wait_http(url: str, headers: dict[str, str], timeout: float = 60) -> None:
     raise SystemExit(f"server did not answer {url}")
 
 
-def run(label: str, csv: Path, port: int, threshold: int | None, key_name: str, workdir: Path) -> None:
+SERVERS = {
+    "daphne": lambda port: [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                            "rfm_portal.asgi:application"],
+    "uvicorn": lambda port: [sys.executable, "-m", "uvicorn", "rfm_portal.asgi:application", "--host", "127.0.0.1",
+                             "--port", str(port), "--log-level", "warning"],
+}  # fmt: skip
+
+
+def run(
+    label: str, csv: Path, port: int, threshold: int | None, key: str, workdir: Path, server_name: str, uploads: int
+) -> None:
     env = env_for(threshold)
     manage(env, "migrate", "-v0")
-    key = manage(env, "create_api_key", key_name).strip().splitlines()[-1]
-    headers = {"Authorization": f"Api-Key {key}"}
+    raw_key = manage(env, "create_api_key", key).strip().splitlines()[-1]
+    headers = {"Authorization": f"Api-Key {raw_key}"}
     base = f"http://127.0.0.1:{port}"
-    server = start(
-        [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "rfm_portal.asgi:application"],
-        env,
-        workdir / f"server-{label}.log",
-    )
+    server = start(SERVERS[server_name](port), env, workdir / f"server-{label}.log")
     worker = start(
         [sys.executable, "-m", "celery", "-A", "rfm_portal", "worker", "--pool", "prefork", "--concurrency", "1",
          "--loglevel", "WARNING", "--without-gossip", "--without-mingle", "--without-heartbeat"],
@@ -121,53 +127,65 @@ def run(label: str, csv: Path, port: int, threshold: int | None, key_name: str, 
         for _ in range(20):  # warm up: imports, connections, the first serializer run
             requests.get(f"{base}/api/jobs/", headers=headers, timeout=10)
         before = rss_mb(server.pid)
-        started = time.monotonic()
-        with open(csv, "rb") as fh:
-            response = requests.post(
-                f"{base}/api/imports/", headers=headers, files={"file": (csv.name, fh, "text/csv")},
-                data={"skip_invalid": "true"}, timeout=900,
-            )  # fmt: skip
-        answered = time.monotonic() - started
-        right_after = rss_mb(server.pid)
-        body = response.json()
-        job_id = body.get("job")
-        done_at = answered
-        if response.status_code == 202 and job_id:
-            while time.monotonic() - started < 900:
-                job = requests.get(f"{base}/api/jobs/{job_id}/", headers=headers, timeout=10).json()
-                if job["state"] in ("succeeded", "failed"):
-                    break
-                time.sleep(1)
-            done_at = time.monotonic() - started
-            outcome = f"job {job['state']}: {job['result'].get('message') or job['error']}"
-        else:
-            outcome = f"{response.status_code} {body.get('status')}: {body.get('message')}"
-        time.sleep(3)
-        after = rss_mb(server.pid)
-        pool = children(worker.pid)
-        worker_rss = rss_mb(pool[0]) if pool else float("nan")
-        print(f"\n[{label}] HTTP {response.status_code} in {answered:.1f} s; import done after {done_at:.1f} s")
-        print(f"  {outcome}")
-        print(f"  server RSS: before {before:.0f} MB, right after the response {right_after:.0f} MB, "
-              f"after the import {after:.0f} MB (delta {after - before:+.0f} MB)")  # fmt: skip
-        print(f"  worker pool child RSS after the import: {worker_rss:.0f} MB")
+        for upload in range(1, uploads + 1):
+            upload_once(f"{label} #{upload}", base, headers, csv, server, worker, before)
     finally:
         stop(server)
         stop(worker)
+
+
+def upload_once(
+    label: str, base: str, headers: dict, csv: Path, server: subprocess.Popen, worker: subprocess.Popen, before: float
+) -> None:
+    started = time.monotonic()
+    with open(csv, "rb") as fh:
+        response = requests.post(
+            f"{base}/api/imports/", headers=headers, files={"file": (csv.name, fh, "text/csv")},
+            data={"skip_invalid": "true"}, timeout=900,
+        )  # fmt: skip
+    answered = time.monotonic() - started
+    right_after = rss_mb(server.pid)
+    body = response.json()
+    job_id = body.get("job")
+    done_at = answered
+    if response.status_code == 202 and job_id:
+        while time.monotonic() - started < 900:
+            job = requests.get(f"{base}/api/jobs/{job_id}/", headers=headers, timeout=10).json()
+            if job["state"] in ("succeeded", "failed"):
+                break
+            time.sleep(1)
+        done_at = time.monotonic() - started
+        outcome = f"job {job['state']}: {job['result'].get('message') or job['error']}"
+    else:
+        outcome = f"{response.status_code} {body.get('status')}: {body.get('message')}"
+    time.sleep(3)
+    after = rss_mb(server.pid)
+    pool = children(worker.pid)
+    worker_rss = rss_mb(pool[0]) if pool else float("nan")
+    print(f"\n[{label}] HTTP {response.status_code} in {answered:.1f} s; import done after {done_at:.1f} s")
+    print(f"  {outcome}")
+    print(f"  server RSS: before {before:.0f} MB, right after the response {right_after:.0f} MB, "
+          f"after the import {after:.0f} MB (delta {after - before:+.0f} MB)")  # fmt: skip
+    print(f"  worker pool child RSS after the import: {worker_rss:.0f} MB")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", type=int, default=600_000)
     parser.add_argument("--port", type=int, default=18310)
+    parser.add_argument("--background-only", action="store_true", help="skip the in-request comparison")
+    parser.add_argument("--server", choices=sorted(SERVERS), default="daphne")
+    parser.add_argument("--uploads", type=int, default=1, help="uploads of the file per server run")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="rfm-upload-bench-"))
     csv = workdir / "transactions.csv"
     generate(csv, args.rows)
     size = csv.stat().st_size
     print(f"file: {args.rows:,} rows, {size / 1e6:.1f} MB; logs in {workdir}")
-    run("background job", csv, args.port, None, "upload-bench-bg", workdir)
-    run("in the request (old path)", csv, args.port + 1, size + 1, "upload-bench-sync", workdir)
+    print(f"server: {args.server}")
+    run("background job", csv, args.port, None, "upload-bench-bg", workdir, args.server, args.uploads)
+    if not args.background_only:
+        run("in the request (old path)", csv, args.port + 1, size + 1, "upload-bench-sync", workdir, args.server, 1)
 
 
 if __name__ == "__main__":

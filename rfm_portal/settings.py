@@ -288,3 +288,6 @@ AXES_VERBOSE = False
 # process never reads them); smaller ones are imported in the request. The spool holds them meanwhile.
 IMPORT_BACKGROUND_THRESHOLD_BYTES = int(os.environ.get("IMPORT_BACKGROUND_THRESHOLD_BYTES", 5 * 1024 * 1024))
 IMPORT_SPOOL_DIR = Path(os.environ.get("IMPORT_SPOOL_DIR", MEDIA_ROOT / "imports" / "incoming"))
+# A worker child whose memory passed this (KB) after a task (a big import, a training) is
+# replaced, so workers return to their baseline too; 0 switches it off.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 1024 * 1024)) or None

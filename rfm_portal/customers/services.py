@@ -287,9 +287,6 @@ def fail_imports_of_job(job_id: int, reason: str) -> int:
     return len(jobs)
 
 
-
-
-
 def _use_copy(use_copy: bool | None) -> bool:
     if use_copy and connection.vendor != "postgresql":
         raise ValueError("COPY needs PostgreSQL.")
