@@ -284,6 +284,7 @@ AXES_LOCKOUT_CALLABLE = "rfm_portal.accounts.throttling.lockout_response"
 if os.environ.get("AXES_IPWARE_PROXY_COUNT"):
     AXES_IPWARE_PROXY_COUNT = int(os.environ["AXES_IPWARE_PROXY_COUNT"])
 AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # failures and lockouts logged; not every clean-up
 # Imports: uploads above this size are kept on disk and imported by a background Job (the web
 # process never reads them); smaller ones are imported in the request. The spool holds them meanwhile.
 IMPORT_BACKGROUND_THRESHOLD_BYTES = int(os.environ.get("IMPORT_BACKGROUND_THRESHOLD_BYTES", 5 * 1024 * 1024))
