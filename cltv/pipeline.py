@@ -359,7 +359,11 @@ def fit_gamma_gamma(
     keep = (x > 0) & (m > 0) & np.isfinite(m)
     x, m = x[keep], m[keep]
     if x.shape[0] < 3:
-        raise ValueError("Gamma-Gamma needs at least 3 repeat buyers with positive spend")
+        raise ValueError(
+            f"Gamma-Gamma needs at least 3 repeat buyers with positive spend, and the data has {x.shape[0]}: "
+            "import a longer transaction history (customers with purchases on two or more days), or, if "
+            "returns cancel out the spend, train with returns='exclude'."
+        )
     corr = float(np.corrcoef(x, m)[0, 1]) if np.std(x) > 0 and np.std(m) > 0 else 0.0
     if compress:
         rows = compress_rows(x, m)
@@ -870,6 +874,43 @@ class CLTVTraining:
     observation_end: pd.Timestamp
 
 
+def default_calibration_end(dates: pd.Series, observation_end: pd.Timestamp, holdout_fraction: float) -> pd.Timestamp:
+    """The day that leaves the last ``holdout_fraction`` of purchase days in the holdout.
+
+    Split by transaction-time quantile, not by the calendar span: one stray early transaction
+    (a 2011 row among 2023-24 data) would stretch the span and push the calibration end back
+    to a time with almost no customers. The quantile is a purchase day itself ("lower"), never
+    a date interpolated into a gap.
+    """
+    day = pd.to_datetime(dates)
+    if getattr(day.dt, "tz", None) is not None:
+        day = day.dt.tz_localize(None)
+    day = day.dt.normalize()
+    obs_end = pd.Timestamp(observation_end).normalize()
+    day = day[day <= obs_end]
+    if day.empty:
+        raise ValueError(f"No transactions on or before the observation end {obs_end.date()}.")
+    cal_end = day.quantile(1 - holdout_fraction, interpolation="lower")
+    if cal_end >= obs_end:  # all the late activity on the last day: keep at least one day of holdout
+        cal_end = obs_end - pd.Timedelta(days=1)
+    return pd.Timestamp(cal_end).normalize()
+
+
+MIN_CALIBRATION_REPEAT_BUYERS = 3
+
+
+def check_calibration_split(cal_holdout: pd.DataFrame, cal_end: pd.Timestamp, obs_end: pd.Timestamp) -> None:
+    """Refuse a split the models cannot learn from, saying what to change."""
+    repeat = int((cal_holdout["frequency_cal"] > 0).sum()) if len(cal_holdout) else 0
+    if repeat < MIN_CALIBRATION_REPEAT_BUYERS:
+        raise ValueError(
+            f"Only {repeat} customers bought on more than one day before the calibration end "
+            f"{cal_end.date()} ({len(cal_holdout)} customers in all): the models need at least "
+            f"{MIN_CALIBRATION_REPEAT_BUYERS} repeat buyers to learn from, ideally hundreds. Import a longer "
+            f"transaction history, or set the calibration end later (it must stay before {obs_end.date()})."
+        )
+
+
 def train_cltv(
     transactions: pd.DataFrame,
     *,
@@ -882,19 +923,19 @@ def train_cltv(
 ) -> CLTVTraining:
     """Holdout comparison → chosen model refitted on the whole period → Gamma-Gamma → bundle.
 
-    ``observation_end`` defaults to the last transaction day; ``calibration_end`` to
-    ``observation_end`` minus ``holdout_fraction`` of the observed span.
+    ``observation_end`` defaults to the last transaction day; ``calibration_end`` to the day that
+    leaves the last ``holdout_fraction`` of purchase days in the holdout (default_calibration_end).
     """
     cfg = config or CLTVConfig()
     cols = {"customer_col": customer_col, "date_col": date_col, "amount_col": amount_col, "returns": cfg.returns}
     dates = pd.to_datetime(transactions[date_col])
     obs_end = pd.Timestamp(observation_end if observation_end is not None else dates.max()).normalize()
     if calibration_end is None:
-        span = (obs_end - dates.min().normalize()).days
-        cal_end = obs_end - pd.Timedelta(days=max(1, round(span * cfg.holdout_fraction)))
+        cal_end = default_calibration_end(dates, obs_end, cfg.holdout_fraction)
     else:
         cal_end = pd.Timestamp(calibration_end).normalize()
     cal_holdout = calibration_and_holdout(transactions, cal_end, obs_end, unit=cfg.unit, **cols)
+    check_calibration_split(cal_holdout, cal_end, obs_end)
     comparison = compare_models(
         cal_holdout, cfg.models, penalizers=cfg.penalizers, selection_metric=cfg.selection_metric
     )

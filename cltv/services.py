@@ -4,8 +4,9 @@ Cut-offs are *exclusive* dates: ``observation_end=1998-07-01`` uses every transa
 1 July 1998 00:00 (UTC), i.e. up to and including 30 June — the pipeline's inclusive last day is
 the day before. ``calibration_end`` likewise: the calibration period is every day before it and
 the holdout period is [calibration_end, observation_end). Defaults: ``observation_end`` = the day
-after the last transaction; ``calibration_end`` = ``observation_end`` minus the last 25% of the
-observed span (``CLTVConfig.holdout_fraction``), so the holdout is the most recent quarter.
+after the last transaction; ``calibration_end`` = the day that leaves the most recent 25% of
+purchase days (``CLTVConfig.holdout_fraction``) in the holdout — a quantile of transaction times,
+so a stray old transaction cannot drag the split back to a time with no customers.
 """
 
 from __future__ import annotations

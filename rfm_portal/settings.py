@@ -251,3 +251,52 @@ LOGGING = {
 
 # Product settings
 IMPORT_ERROR_REPORT_LIMIT = 1000  # bad lines kept on an ImportJob; the count is always exact
+
+# --- Faults: jobs that never hang, login throttling (issue 9) ----------------------
+# A running job beats every JOB_HEARTBEAT_SECONDS; the reaper (beat entry below, and every
+# worker start) fails jobs silent for JOB_STALE_AFTER_SECONDS with their training model
+# version, and jobs no worker took within JOB_PENDING_TIMEOUT_SECONDS.
+JOB_HEARTBEAT_SECONDS = float(os.environ.get("JOB_HEARTBEAT_SECONDS", 10))
+JOB_STALE_AFTER_SECONDS = int(os.environ.get("JOB_STALE_AFTER_SECONDS", 90))
+JOB_PENDING_TIMEOUT_SECONDS = int(os.environ.get("JOB_PENDING_TIMEOUT_SECONDS", 2 * 60 * 60))
+JOB_REAPER_INTERVAL_SECONDS = float(os.environ.get("JOB_REAPER_INTERVAL_SECONDS", 30))
+CELERY_BEAT_SCHEDULE["mlops-reap-stale-jobs"] = {
+    "task": "mlops.reap_stale_jobs",
+    "schedule": JOB_REAPER_INTERVAL_SECONDS,
+    "options": {"expires": JOB_REAPER_INTERVAL_SECONDS},
+}
+# A broker that is down fails a submit within seconds, not after kombu's long retries.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
+CELERY_BROKER_CONNECTION_TIMEOUT = float(os.environ.get("CELERY_BROKER_CONNECTION_TIMEOUT", 2))
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {**CELERY_BROKER_TRANSPORT_OPTIONS, "socket_connect_timeout": 2}
+# A view that could not queue its job answers 503 (APIs) or says so (pages), never a 500.
+MIDDLEWARE = [*MIDDLEWARE, "rfm_portal.mlops.middleware.JobQueueUnavailableMiddleware"]
+# Login throttling (django-axes): AXES_FAILURE_LIMIT wrong passwords for one username from one
+# address lock it for AXES_COOLOFF_MINUTES; every failure is recorded (AccessAttempt/AccessFailureLog).
+# Behind a reverse proxy set AXES_IPWARE_PROXY_COUNT so the client address is the real one.
+from datetime import timedelta as _timedelta  # noqa: E402
+
+INSTALLED_APPS = [*INSTALLED_APPS, "axes"]
+AUTHENTICATION_BACKENDS = [
+    "rfm_portal.accounts.throttling.PortalAxesBackend",  # first: refuses locked-out logins
+    "django.contrib.auth.backends.ModelBackend",
+]
+MIDDLEWARE = [*MIDDLEWARE, "axes.middleware.AxesMiddleware"]  # last, as axes requires
+AXES_FAILURE_LIMIT = int(os.environ.get("AXES_FAILURE_LIMIT", 5))
+AXES_COOLOFF_TIME = _timedelta(minutes=float(os.environ.get("AXES_COOLOFF_MINUTES", 15)))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]  # a stranger cannot lock a user out from elsewhere
+AXES_RESET_ON_SUCCESS = True
+AXES_ENABLE_ACCESS_FAILURE_LOG = True  # one row per failure (who, from where, when), beside the counters
+AXES_LOCKOUT_CALLABLE = "rfm_portal.accounts.throttling.lockout_response"
+if os.environ.get("AXES_IPWARE_PROXY_COUNT"):
+    AXES_IPWARE_PROXY_COUNT = int(os.environ["AXES_IPWARE_PROXY_COUNT"])
+AXES_VERBOSE = False
+LOGGING["loggers"]["axes"] = {"level": "WARNING"}  # failures and lockouts logged; not every clean-up
+# Imports: uploads above this size are kept on disk and imported by a background Job (the web
+# process never reads them); smaller ones are imported in the request. The spool holds them meanwhile.
+IMPORT_BACKGROUND_THRESHOLD_BYTES = int(os.environ.get("IMPORT_BACKGROUND_THRESHOLD_BYTES", 5 * 1024 * 1024))
+IMPORT_SPOOL_DIR = Path(os.environ.get("IMPORT_SPOOL_DIR", MEDIA_ROOT / "imports" / "incoming"))
+# A worker child whose memory passed this (KB) after a task (a big import, a training) is
+# replaced, so workers return to their baseline too; 0 switches it off.
+CELERY_WORKER_MAX_MEMORY_PER_CHILD = int(os.environ.get("CELERY_WORKER_MAX_MEMORY_PER_CHILD", 1024 * 1024)) or None

@@ -7,4 +7,7 @@ class AccountsConfig(AppConfig):
     verbose_name = "Accounts, roles and API keys"
 
     def ready(self) -> None:
-        from . import schema  # noqa: F401  registers the OpenAPI extension
+        from . import (
+            schema,  # noqa: F401  registers the OpenAPI extension
+            signals,  # noqa: F401  closes a deactivated user's websockets
+        )

@@ -1,4 +1,8 @@
-"""The admin upload of an import file (the list and detail pages are in views.py)."""
+"""The admin upload of an import file (the list and detail pages are in views.py).
+
+Small files are imported in the request; large ones (IMPORT_BACKGROUND_THRESHOLD_BYTES) were
+streamed to disk by Django's upload handler and are imported by a background Job.
+"""
 
 from __future__ import annotations
 
@@ -22,6 +26,19 @@ def import_upload(request: HttpRequest) -> HttpResponse:
         context = {"jobs": selectors.recent_imports(), "form": form}
         return render(request, "customers/import_list.html", context, status=400)
     data = form.cleaned_data
+    if services.is_large_upload(data["file"]):
+        # Big files: on disk, imported by a worker with progress; JobQueueUnavailable (broker down)
+        # becomes a message on the page (mlops middleware).
+        job = services.queue_import(
+            data["file"],
+            kind=data["kind"],
+            mapping=data["mapping"],
+            skip_invalid=data["skip_invalid"],
+            dayfirst=data["dayfirst"],
+            user=request.user,
+        )
+        messages.info(request, job.message)
+        return redirect("customers:import-detail", pk=job.pk)
     job = services.import_uploaded_file(
         data["file"],
         kind=data["kind"],

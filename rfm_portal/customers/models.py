@@ -114,6 +114,14 @@ class ImportJob(models.Model):
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
+    job = models.ForeignKey(
+        "mlops.Job",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="imports",
+        help_text="the background job of a large upload (progress on the Jobs page)",
+    )
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -13,14 +13,17 @@ the ORM path, which is how the tests check both give the same rows.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import logging
 import os
+import shutil
 import tempfile
+import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 from django.conf import settings
@@ -40,6 +43,17 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ORM_BATCH_SIZE = 2000
+COPY_PROGRESS_ROWS = 100_000
+
+Progress = Callable[[int, str], None]
+
+
+def _no_progress(percent: int, message: str) -> None:
+    return None
+
+
+# The running import's progress callback, read by the COPY loop (set only around the writes).
+_write_progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("import_progress", default=None)
 LOOKUP_CHUNK = 500  # ids per `__in` query: well below SQLite's variable limit
 
 Mapping_ = Mapping[str, str] | str | Sequence[str] | None
@@ -57,6 +71,7 @@ def import_transactions(
     file_name: str | None = None,
     dayfirst: bool = False,
     use_copy: bool | None = None,
+    **run: Any,
 ) -> ImportJob:
     """Import a transactions file (CSV or .xlsx). Returns the finished ImportJob.
 
@@ -75,6 +90,7 @@ def import_transactions(
         file_name=file_name,
         validate=lambda frame, resolved: im.validate_transactions(frame, resolved, dayfirst=dayfirst),
         write=_write_transactions_copy if copy else _write_transactions_orm,
+        **run,
     )
 
 
@@ -86,6 +102,7 @@ def import_campaign_history(
     user: Actor = None,
     file_name: str | None = None,
     use_copy: bool | None = None,
+    **run: Any,
 ) -> ImportJob:
     """Import past campaign outcomes: customer_id, campaign, treated, converted, revenue, sent_at.
 
@@ -102,6 +119,7 @@ def import_campaign_history(
         file_name=file_name,
         validate=lambda frame, resolved: im.validate_campaigns(frame, resolved),
         write=_write_campaigns_copy if copy else _write_campaigns_orm,
+        **run,
     )
 
 
@@ -114,12 +132,19 @@ def import_file(
     user: Actor = None,
     file_name: str | None = None,
     dayfirst: bool = False,
+    **run: Any,
 ) -> ImportJob:
-    """Dispatch on `kind` (the command, the upload page and the API share this)."""
+    """Dispatch on `kind` (the command, the upload page, the API and the background job share this).
+
+    `run`: `job` (an existing pending ImportJob to fill), `progress(percent, message)`, `actor`
+    (who imported, for the message, when that is not a User row).
+    """
     if kind == ImportJob.Kind.CAMPAIGNS:
-        return import_campaign_history(path, mapping=mapping, skip_invalid=skip_invalid, user=user, file_name=file_name)
+        return import_campaign_history(
+            path, mapping=mapping, skip_invalid=skip_invalid, user=user, file_name=file_name, **run
+        )
     return import_transactions(
-        path, mapping=mapping, skip_invalid=skip_invalid, user=user, file_name=file_name, dayfirst=dayfirst
+        path, mapping=mapping, skip_invalid=skip_invalid, user=user, file_name=file_name, dayfirst=dayfirst, **run
     )
 
 
@@ -147,7 +172,119 @@ def import_uploaded_file(
         os.unlink(tmp)
 
 
-# --- The common run: job, validation, one transaction -------------------------------------
+# --- Large uploads: on disk, imported by a background job ---------------------------------
+
+
+def is_large_upload(uploaded: UploadedFile) -> bool:
+    """Uploads above IMPORT_BACKGROUND_THRESHOLD_BYTES are imported by a worker, not the web process."""
+    return (uploaded.size or 0) > settings.IMPORT_BACKGROUND_THRESHOLD_BYTES
+
+
+def _store_upload(uploaded: UploadedFile, name: str) -> Path:
+    """Move (or stream, in 1 MB chunks) the upload to IMPORT_SPOOL_DIR: the worker reads it from there."""
+    spool = Path(settings.IMPORT_SPOOL_DIR)
+    spool.mkdir(parents=True, exist_ok=True)
+    target = spool / f"{uuid.uuid4().hex}{Path(name).suffix.lower()[:10] or '.csv'}"
+    if hasattr(uploaded, "temporary_file_path"):
+        shutil.copyfile(uploaded.temporary_file_path(), target)  # a disk-to-disk copy, never in memory
+    else:
+        with open(target, "wb") as out:
+            for chunk in uploaded.chunks(1024 * 1024):
+                out.write(chunk)
+    return target
+
+
+def queue_import(
+    uploaded: UploadedFile,
+    *,
+    kind: str = ImportJob.Kind.TRANSACTIONS,
+    mapping: Mapping[str, str] | None = None,
+    skip_invalid: bool = False,
+    dayfirst: bool = False,
+    user: Actor = None,
+) -> ImportJob:
+    """Keep the upload on disk and import it as a Job (progress on the Jobs page). Returns the pending ImportJob.
+
+    The import itself is the same all-or-nothing, idempotent run as a small upload's.
+    Raises JobQueueUnavailable (the ImportJob failed, the file removed) when the broker is down.
+    """
+    from rfm_portal.mlops.progress import JobQueueUnavailable, submit_job
+
+    from .tasks import import_file_task
+
+    name = Path(uploaded.name or "upload.csv").name
+    path = _store_upload(uploaded, name)
+    job = ImportJob.objects.create(
+        kind=kind,
+        file_name=name[:255],
+        file_sha256=_file_sha256(path),
+        skip_invalid=skip_invalid,
+        status=ImportJob.Status.PENDING,
+        created_by=_real_user(user),
+        message=f"{name} ({path.stat().st_size / 1e6:,.1f} MB) is queued for import in the background.",
+    )
+    actor = str(user) if user is not None and _real_user(user) is None else ""
+    params = {
+        "import_job_id": job.pk,
+        "path": str(path),
+        "mapping": dict(im.parse_mapping(mapping)),
+        "dayfirst": dayfirst,
+        "actor": actor,
+    }
+    try:
+        background = submit_job(import_file_task, params, _real_user(user))
+    except JobQueueUnavailable as error:
+        path.unlink(missing_ok=True)
+        job.job = error.job
+        _finish(job, ImportJob.Status.FAILED, message=f"{error} Nothing was imported; upload the file again.")
+        raise
+    job.job = background
+    job.message = f"{job.message} Follow it as job #{background.pk} on the Jobs page."
+    job.save(update_fields=["job", "message"])
+    return job
+
+
+def run_queued_import(
+    import_job_id: int,
+    path: str,
+    *,
+    mapping: Mapping[str, str],
+    dayfirst: bool,
+    actor: str,
+    progress: Progress,
+) -> ImportJob:
+    """The background half of queue_import: run the import on the stored file, then remove it."""
+    job = ImportJob.objects.get(pk=import_job_id)
+    try:
+        if job.status != ImportJob.Status.PENDING:  # finished (or being run) already: never import twice
+            return job
+        return import_file(
+            path,
+            kind=job.kind,
+            mapping=mapping,
+            skip_invalid=job.skip_invalid,
+            file_name=job.file_name,
+            dayfirst=dayfirst,
+            job=job,
+            progress=progress,
+            actor=actor,
+        )
+    finally:
+        Path(path).unlink(missing_ok=True)
+
+
+def fail_imports_of_job(job_id: int, reason: str) -> int:
+    """The background job of an import was failed from outside (worker died, queue down): say so on the import."""
+    unfinished = [ImportJob.Status.PENDING, ImportJob.Status.RUNNING]
+    jobs = list(ImportJob.objects.filter(job_id=job_id, status__in=unfinished))
+    for job in jobs:
+        _finish(
+            job,
+            ImportJob.Status.FAILED,
+            message=f"The background import stopped: {reason} Nothing was imported (imports are all or "
+            "nothing); upload the file again.",
+        )
+    return len(jobs)
 
 
 def _use_copy(use_copy: bool | None) -> bool:
@@ -176,19 +313,29 @@ def _run_import(
     file_name: str | None,
     validate: Callable[[pd.DataFrame, dict[str, str]], im.ValidationResult],
     write: Callable[[pd.DataFrame, ImportJob], int],
+    job: ImportJob | None = None,
+    progress: Progress | None = None,
+    actor: str = "",
 ) -> ImportJob:
     path = Path(path)
+    step = progress or _no_progress
     # The job exists (and is committed when we are not inside an outer transaction) before
     # the work starts, so a failed import still leaves its record.
-    job = ImportJob.objects.create(
-        kind=kind,
-        file_name=(file_name or path.name)[:255],
-        file_sha256=_file_sha256(path),
-        skip_invalid=skip_invalid,
-        status=ImportJob.Status.RUNNING,
-        created_by=_real_user(user),
-    )
-    via = f" Imported through {user}." if user is not None and _real_user(user) is None and str(user) else ""
+    if job is None:
+        job = ImportJob.objects.create(
+            kind=kind,
+            file_name=(file_name or path.name)[:255],
+            file_sha256=_file_sha256(path),
+            skip_invalid=skip_invalid,
+            status=ImportJob.Status.RUNNING,
+            created_by=_real_user(user),
+        )
+    else:
+        job.status = ImportJob.Status.RUNNING
+        job.save(update_fields=["status"])
+    if not actor and user is not None and _real_user(user) is None:
+        actor = str(user)
+    via = f" Imported through {actor}." if actor else ""
     frame: pd.DataFrame | None = None
     try:
         try:
@@ -196,7 +343,9 @@ def _run_import(
         except ValueError as exc:
             raise im.ImportFileError(str(exc)) from None
         job.column_mapping = resolved
+        step(5, "Reading the file")
         frame = im.read_table(path, file_name or path.name)
+        step(30, f"Checking {len(frame):,} rows")
         result = validate(frame, resolved)
     except im.ImportFileError as exc:
         rows = 0 if frame is None else len(frame)
@@ -231,6 +380,8 @@ def _run_import(
             **counts,
         )
 
+    step(50, f"Writing {len(result.valid):,} valid rows in one transaction")
+    token = _write_progress.set(step)
     try:
         with transaction.atomic():
             inserted = write(result.valid, job) if len(result.valid) else 0
@@ -248,6 +399,8 @@ def _run_import(
         logger.exception("Import %s of %s failed", job.pk, job.file_name)
         _finish(job, ImportJob.Status.FAILED, message=f"The import failed and nothing was imported: {exc}", **counts)
         raise
+    finally:
+        _write_progress.reset(token)
 
 
 def _finish(job: ImportJob, status: str, *, message: str, **counts) -> ImportJob:
@@ -293,13 +446,17 @@ def _micros(values: pd.Series) -> list[int]:
 
 
 def _copy_rows(cursor, table: str, columns: Sequence[tuple[str, str]], values: Sequence[list]) -> None:
-    """Create a temporary table and fill it with binary COPY."""
+    """Create a temporary table and fill it with binary COPY (progress every COPY_PROGRESS_ROWS rows)."""
     cursor.execute(f"DROP TABLE IF EXISTS {table}")
     cursor.execute(f"CREATE TEMPORARY TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)}) ON COMMIT DROP")
+    step = _write_progress.get()
+    total = len(values[0]) if values else 0
     with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([t for _, t in columns])
-        for row in zip(*values, strict=True):
+        for done, row in enumerate(zip(*values, strict=True), start=1):
             copy.write_row(row)
+            if step is not None and done % COPY_PROGRESS_ROWS == 0:
+                step(50 + 40 * done // total, f"Copied {done:,} of {total:,} rows ({table.removeprefix('rfm_stage_')})")
     cursor.execute(f"ANALYZE {table}")  # row counts for the planner: hash joins, not nested loops
 
 

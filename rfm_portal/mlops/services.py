@@ -23,7 +23,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
-from .models import ModelVersion
+from .models import Job, ModelVersion
+from .progress import current_job
 
 Status = ModelVersion.Status
 ARTIFACT_FILENAME = "model.joblib"
@@ -51,13 +52,14 @@ def start_model_version(
     """Register a training run under the next version number of its kind.
 
     Two trainings of one kind may start at once; the (kind, version) unique constraint
-    decides, and the loser retries with the next number.
+    decides, and the loser retries with the next number. Inside a job the version is linked
+    to it at once, so a job whose worker dies takes its "training" version down with it.
     """
     for _ in range(_VERSION_ALLOCATION_ATTEMPTS):
         latest = ModelVersion.objects.filter(kind=kind).aggregate(v=Max("version"))["v"] or 0
         try:
             with transaction.atomic():
-                return ModelVersion.objects.create(
+                mv = ModelVersion.objects.create(
                     kind=kind,
                     version=latest + 1,
                     status=Status.TRAINING,
@@ -67,6 +69,11 @@ def start_model_version(
                 )
         except IntegrityError:
             continue
+        job = current_job.get()
+        if job is not None:
+            Job.objects.filter(pk=job.pk).update(model_version=mv)
+            job.model_version = mv
+        return mv
     raise RegistryError(f"could not allocate a version number for {kind!r}")
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from celery import shared_task
 from django.db.models import Min
 
 from rfm_portal.customers.models import Customer
 
-from .progress import JobReporter, job_task
+from .progress import JobReporter, job_task, reap_stale_jobs
 
 
 @job_task(name="mlops.recompute_customer_first_seen")
@@ -40,3 +41,9 @@ def recompute_customer_first_seen(reporter: JobReporter, batch_size: int = 500) 
 RUNNABLE = {
     "recompute_customer_first_seen": (recompute_customer_first_seen, "Recompute customers' first-seen dates"),
 }
+
+
+@shared_task(name="mlops.reap_stale_jobs", ignore_result=True)
+def reap_stale_jobs_task() -> dict[str, int]:
+    """Beat entry (every JOB_REAPER_INTERVAL_SECONDS): fail jobs whose worker died or that no worker took."""
+    return reap_stale_jobs()

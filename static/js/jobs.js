@@ -90,11 +90,18 @@
       setConnection("succeeded", "live");
     };
     socket.onmessage = function (event) {
-      try { update(JSON.parse(event.data)); } catch (e) { /* ignore a malformed frame */ }
+      var data;
+      try { data = JSON.parse(event.data); } catch (e) { return; /* ignore a malformed frame */ }
+      if (data.unavailable) { setConnection("pending", data.unavailable); return; }
+      update(data);
     };
     socket.onclose = function (event) {
       if (event.code === 4401) {  // the server refused us: logged out
         setConnection("failed", "logged out — reload to log in");
+        return;
+      }
+      if (event.code === 4403) {  // the account was deactivated
+        setConnection("failed", "your account was deactivated");
         return;
       }
       setConnection("pending", "reconnecting…");

@@ -15,7 +15,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--observation-end", help="use transactions before this date (default: all)")
-        parser.add_argument("--calibration-end", help="holdout starts here (default: last 25%% of the span)")
+        parser.add_argument("--calibration-end", help="holdout starts here (default: last 25%% of purchase days)")
         parser.add_argument("--unit", choices=["D", "W"], default="W")
         parser.add_argument("--horizon-days", type=float, default=365)
         parser.add_argument("--discount-rate", type=float, default=0.10)
