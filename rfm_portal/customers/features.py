@@ -300,9 +300,10 @@ def build_features(
         "ipt_std_days": ipt_std,
         "gap_ratio": recency / np.maximum(ipt_mean, 1.0),
         "purchases_90d": purchases_90d.astype(np.int64),
-        "spend_90d": spend_90d,
+        # float even when no purchase falls in a window (np.bincount of nothing returns int64 zeros)
+        "spend_90d": spend_90d.astype(np.float64),
         "purchases_trend": (purchases_90d - purchases_prev).astype(np.int64),
-        "spend_trend": spend_90d - spend_prev,
+        "spend_trend": (spend_90d - spend_prev).astype(np.float64),
         "return_count": return_count.astype(np.int64),
         "return_share": return_share,
         "category_count": category_count.astype(np.int64),
