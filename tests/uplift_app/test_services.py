@@ -79,3 +79,15 @@ def test_failed_training_leaves_the_active_model_untouched(trained, monkeypatch)
     failed = ModelVersion.objects.filter(kind__startswith="uplift", status=ModelVersion.Status.FAILED)
     assert failed.count() == 2 and all("disk full" in mv.error for mv in failed)
     assert UpliftScore.objects.exclude(model_version=champion).count() == 0
+
+
+def test_campaign_customers_without_history_before_the_send_are_left_out_and_counted(generated):
+    first = CampaignHistory.objects.first()
+    newcomer = Customer.objects.create(external_id="brand-new", country="France")
+    CampaignHistory.objects.create(customer=newcomer, campaign=first.campaign, treated=True, converted=True,
+                                   revenue=12, sent_at=first.sent_at)
+    frame, info = services.campaign_training_frame(first.campaign)
+    assert info["excluded_no_history"] == 1 and newcomer.pk not in frame.index
+    assert info["used_customers"] == len(frame) == info["campaign_customers"] - 1
+    # features as of the send: nobody's recency can be negative or reach into the outcome window
+    assert (frame["recency_days"] > 0).all()
