@@ -72,6 +72,7 @@ INSTALLED_APPS = [
     "segmentation",
     "cltv",
     "churn",
+    "uplift",
 ]
 
 MIDDLEWARE = [
@@ -197,6 +198,13 @@ from cltv.schedule import CLTV_BEAT_SCHEDULE  # noqa: E402
 from segmentation.schedule import SEGMENTATION_BEAT_SCHEDULE  # noqa: E402
 
 CELERY_BEAT_SCHEDULE: dict = {**SEGMENTATION_BEAT_SCHEDULE, **CLTV_BEAT_SCHEDULE, **CHURN_BEAT_SCHEDULE}
+from uplift.schedule import UPLIFT_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE.update(UPLIFT_BEAT_SCHEDULE)
+# Uplift profit targeting defaults (per contacted customer; margin = share of revenue kept). Changeable on the page.
+UPLIFT_CONTACT_COST = float(os.environ.get("UPLIFT_CONTACT_COST", 0.25))
+UPLIFT_INCENTIVE_COST = float(os.environ.get("UPLIFT_INCENTIVE_COST", 2.0))
+UPLIFT_MARGIN = float(os.environ.get("UPLIFT_MARGIN", 0.4))
 
 # --- REST ---------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -17,5 +17,6 @@ urlpatterns = [
     path("", include("segmentation.urls")),
     path("", include("cltv.urls")),
     path("", include("churn.urls")),
+    path("", include("uplift.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]

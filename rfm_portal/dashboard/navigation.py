@@ -48,7 +48,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability(
         "uplift",
         "Uplift",
-        "dashboard:uplift",
+        "uplift:overview",
         "Whom an offer would actually change: causal forest, Qini and AUUC.",
     ),
     Capability("campaigns", "Campaigns", "dashboard:campaigns", "Rank, budget, message and export target lists."),
