@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "segmentation",
     "cltv",
     "churn",
+    "embeddings",
 ]
 
 MIDDLEWARE = [
@@ -193,9 +194,11 @@ CELERY_TIMEZONE = TIME_ZONE
 # Scheduled retraining (celery beat); each capability keeps its entries beside its tasks.
 from churn.schedule import CHURN_BEAT_SCHEDULE  # noqa: E402
 from cltv.schedule import CLTV_BEAT_SCHEDULE  # noqa: E402
+from embeddings.schedule import EMBEDDINGS_BEAT_SCHEDULE  # noqa: E402
 from segmentation.schedule import SEGMENTATION_BEAT_SCHEDULE  # noqa: E402
 
 CELERY_BEAT_SCHEDULE: dict = {**SEGMENTATION_BEAT_SCHEDULE, **CLTV_BEAT_SCHEDULE, **CHURN_BEAT_SCHEDULE}
+CELERY_BEAT_SCHEDULE.update(EMBEDDINGS_BEAT_SCHEDULE)
 
 # --- REST ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -243,3 +246,15 @@ LOGGING = {
 
 # Product settings
 IMPORT_ERROR_REPORT_LIMIT = 1000  # bad lines kept on an ImportJob; the count is always exact
+
+# Lookalikes (Customer2Vec + FAISS); see embeddings/pipeline.py EmbeddingConfig for the meaning of each.
+EMBEDDINGS = {
+    "dim": int(os.environ.get("EMBEDDINGS_DIM", 32)),
+    "epochs": int(os.environ.get("EMBEDDINGS_EPOCHS", 15)),
+    "negatives": int(os.environ.get("EMBEDDINGS_NEGATIVES", 5)),
+    "seed": int(os.environ.get("EMBEDDINGS_SEED", 7)),
+    "threads": int(os.environ.get("EMBEDDINGS_THREADS", 1)),  # fixed: training is deterministic per seed
+    "exact_index_max": int(os.environ.get("EMBEDDINGS_EXACT_INDEX_MAX", 50_000)),
+    "map_method": os.environ.get("EMBEDDINGS_MAP_METHOD", "tsne"),
+    "map_sample": int(os.environ.get("EMBEDDINGS_MAP_SAMPLE", 1500)),
+}
