@@ -87,6 +87,6 @@ def taste_bar_figure(categories: Sequence[str], mix: Sequence[float]) -> dict[st
     order = np.argsort(-np.asarray(mix, dtype=float), kind="stable")
     fig = go.Figure(go.Bar(x=[float(mix[i]) for i in order], y=[categories[i] for i in order], orientation="h",
                            hovertemplate="%{y}: %{x:.0%} of purchase lines<extra></extra>", marker_color="#2563eb"))
-    fig.update_layout(title="Taste: share of purchase lines per category", xaxis={"tickformat": ".0%"},
+    fig.update_layout(title="Taste (share of purchase lines)", xaxis={"tickformat": ".0%"},
                       yaxis={"autorange": "reversed"}, height=300, margin={"l": 120, "r": 20, "t": 40, "b": 30})
     return _json(fig)

@@ -476,13 +476,14 @@ def taste_map(vectors: np.ndarray, rows: np.ndarray, method: str, seed: int) -> 
 
 
 SHARED_CATEGORY_MIN_SHARE = 0.15  # a category "counts" for a customer from this share of their purchase lines
+SEED_CATEGORY_MIN_SHARE = 0.10  # ... and for a seed (an average over many customers is flatter)
 
 
 def shared_categories(seed_mix: np.ndarray, mix: np.ndarray, categories: list[str], top: int = 3) -> list[str]:
     """Categories both the seed and the customer buy substantially, strongest common share first."""
     common = np.minimum(seed_mix, mix)
     order = np.argsort(-common, kind="stable")
-    return [categories[i] for i in order[:top] if seed_mix[i] >= SHARED_CATEGORY_MIN_SHARE
+    return [categories[i] for i in order[:top] if seed_mix[i] >= SEED_CATEGORY_MIN_SHARE
             and mix[i] >= SHARED_CATEGORY_MIN_SHARE]
 
 
