@@ -258,3 +258,4 @@ EMBEDDINGS = {
     "map_method": os.environ.get("EMBEDDINGS_MAP_METHOD", "tsne"),
     "map_sample": int(os.environ.get("EMBEDDINGS_MAP_SAMPLE", 1500)),
 }
+LOGGING["loggers"]["faiss.loader"] = {"level": "WARNING"}  # faiss logs every CPU-feature probe at INFO
