@@ -264,7 +264,18 @@ def fold_in(product_codes: list[np.ndarray], product_out: np.ndarray, noise: np.
 
     Minimises the customer objective with product vectors frozen and the negative term in
     expectation over the noise distribution, for all customers at once (L-BFGS, deterministic).
+    One torch thread: the problem is small, and in a web process extra threads only contend.
     """
+    previous_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _fold_in(product_codes, product_out, noise, negatives, customer_l2, iterations)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _fold_in(product_codes: list[np.ndarray], product_out: np.ndarray, noise: np.ndarray, negatives: int,
+             customer_l2: float, iterations: int) -> np.ndarray:
     n, dim = len(product_codes), product_out.shape[1]
     if n == 0:
         return np.zeros((0, dim), dtype=np.float32)
