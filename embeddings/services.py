@@ -136,9 +136,9 @@ def train_embeddings_model(*, user=None, reporter: JobReporter | None = None, tr
 
         trained = pipeline.train_customer2vec(baskets, config, progress=epoch_done)
         progress(82, "Building the search index and the map")
-        external = dict(Customer.objects.filter(pk__in=baskets.customer_ids.tolist()).values_list("pk", "external_id"))
-        products = {pk: (sku, desc) for pk, sku, desc in Product.objects.filter(
-            pk__in=baskets.product_ids.tolist()).values_list("pk", "sku", "description")}
+        # whole tables rather than IN (…) lists: no parameter limits (SQLite), one sequential read
+        external = dict(Customer.objects.values_list("pk", "external_id").iterator(chunk_size=50_000))
+        products = {pk: (sku, desc) for pk, sku, desc in Product.objects.values_list("pk", "sku", "description")}
         bundle, index_metrics = pipeline.build_bundle(
             baskets, trained, config,
             external_ids=np.array([external[int(pk)] for pk in baskets.customer_ids], dtype=object),
