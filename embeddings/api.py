@@ -112,13 +112,13 @@ class SimilarCustomersInputSerializer(serializers.Serializer):
         return attrs
 
 
-class ModelVersionRefSerializer(serializers.Serializer):
+class EmbeddingsModelVersionSerializer(serializers.Serializer):
     kind = serializers.CharField()
     version = serializers.IntegerField()
     id = serializers.IntegerField()
 
 
-class SimilarCustomerSerializer(serializers.Serializer):
+class SimilarCustomerResultSerializer(serializers.Serializer):
     customer_id = serializers.CharField()
     similarity = serializers.FloatField(help_text="Cosine similarity of taste vectors, -1…1 (1 = same taste).")
     shared_categories = serializers.ListField(child=serializers.CharField(),
@@ -127,9 +127,9 @@ class SimilarCustomerSerializer(serializers.Serializer):
 
 
 class SimilarCustomersOutputSerializer(serializers.Serializer):
-    model_version = ModelVersionRefSerializer()
+    model_version = EmbeddingsModelVersionSerializer()
     count = serializers.IntegerField()
-    results = SimilarCustomerSerializer(many=True)
+    results = SimilarCustomerResultSerializer(many=True)
     unknown_ids = serializers.ListField(child=serializers.CharField(),
                                         help_text="Seed ids that are not customers or have no purchases.")
     unknown_products = serializers.ListField(child=serializers.CharField(), help_text="Skus the model does not know.")
