@@ -275,6 +275,7 @@ def fold_in(product_codes: list[np.ndarray], product_out: np.ndarray, noise: np.
     out = np.zeros((n, dim), dtype=np.float32)
     V = np.asarray(product_out, dtype=np.float64)
     q = np.asarray(noise, dtype=np.float64)
+    chunk = max(1, min(chunk, 4_000_000 // max(1, V.shape[0] * dim)))  # bounds the (chunk, P, dim) Hessian work
     for start in range(0, n, chunk):
         block = product_codes[start:start + chunk]
         counts = np.zeros((len(block), V.shape[0]), dtype=np.float64)
@@ -306,7 +307,7 @@ def _newton_fold_in(w: np.ndarray, V: np.ndarray, q: np.ndarray, k: int, l2: flo
         sig = 1.0 / (1.0 + np.exp(-s))
         g = -(w * (1.0 - sig)) @ V + k * (q * sig) @ V + 2.0 * l2 * x
         curvature = (w + k * q) * sig * (1.0 - sig)  # (n, P)
-        H = np.einsum("np,pi,pj->nij", curvature, V, V) + 2.0 * l2 * eye
+        H = np.matmul((curvature[:, :, None] * V[None]).transpose(0, 2, 1), V) + 2.0 * l2 * eye  # BLAS
         step = np.linalg.solve(H, g[:, :, None])[:, :, 0]
         t = np.ones(len(x))
         for _halving in range(20):  # backtracking: accept where the objective does not rise
@@ -318,7 +319,7 @@ def _newton_fold_in(w: np.ndarray, V: np.ndarray, q: np.ndarray, k: int, l2: flo
             t[worse] *= 0.5
         keep = worse[:, None]  # rows that found no descent (already at the minimum) stay put
         x, f = np.where(keep, x, candidate), np.where(worse, f, f_new)
-        if np.abs(g).max() < 1e-7:
+        if np.abs(g).max() < 1e-6:
             break
     return x.astype(np.float32)
 
