@@ -18,5 +18,6 @@ urlpatterns = [
     path("", include("cltv.urls")),
     path("", include("churn.urls")),
     path("", include("uplift.urls")),
+    path("", include("embeddings.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]

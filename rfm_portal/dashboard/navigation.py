@@ -42,8 +42,8 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability(
         "lookalikes",
         "Lookalikes",
-        "dashboard:lookalikes",
-        "Customer2Vec embeddings and FAISS nearest neighbours.",
+        "embeddings:overview",
+        "Customers who buy like a given customer or audience; lookalike audiences.",
     ),
     Capability(
         "uplift",
@@ -51,6 +51,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "uplift:overview",
         "Whom an offer would actually change: causal forest, Qini and AUUC.",
     ),
+    Capability("audiences", "Audiences", "customers:audiences", "Saved customer selections for campaigns."),
     Capability("campaigns", "Campaigns", "dashboard:campaigns", "Rank, budget, message and export target lists."),
     Capability("live", "Live feed", "dashboard:live", "At-risk customers as events stream in."),
     Capability("imports", "Imports", "customers:imports", "Transaction imports with their error reports."),

@@ -14,6 +14,7 @@ from rfm_portal.mlops.models import ModelVersion
 @pytest.mark.django_db
 def test_setup_demo_loads_sample_trains_models_and_prints_working_logins(settings, tmp_path):
     settings.VAR_DIR = tmp_path
+    settings.EMBEDDINGS = {**settings.EMBEDDINGS, "epochs": 3, "map_method": "pca"}  # keep the suite fast
     first = StringIO()
     # The demo generates 20,000 customers at set-up; the test asks for fewer (same code path, seconds not minutes).
     call_command("setup_demo", customers=1200, seed=2024, stdout=first)
@@ -24,7 +25,7 @@ def test_setup_demo_loads_sample_trains_models_and_prints_working_logins(setting
     assert Transaction.objects.count() == lines > 0
     assert CampaignHistory.objects.count() == campaign_rows < 1200  # customers acquired after the send are not in it
     assert (demo / "demo_truth.csv").exists()  # written for evaluation, never imported
-    for kind in ("segmentation", "cltv", "churn", "uplift"):
+    for kind in ("segmentation", "cltv", "churn", "uplift", "embeddings"):
         assert ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).count() == 1
     logins = json.loads((tmp_path / "demo_logins.json").read_text())
     output = first.getvalue()
