@@ -180,6 +180,21 @@ class ConnectionSampler:
         return self.samples[-1] if self.samples else 0
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and all its descendants (Linux /proc): robust to a busy machine."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            for task in Path(f"/proc/{p}/task").iterdir():
+                todo += [int(c) for c in (task / "children").read_text().split()]
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    return total
+
+
 def stop(procs: list[subprocess.Popen]) -> None:
     for proc in procs:
         if proc.poll() is None:
@@ -346,7 +361,7 @@ def side_by_side(cases: list[tuple[str, str, dict[str, Any]]], *, database: str,
     print(f"\n{clients} clients for {seconds:.0f} s each; portal: {workers} worker(s), FastAPI: {fastapi_workers}")
     print(f"{'':34s} {'1 client':>17s}   {f'{clients} clients':>35s}")
     print(f"{'':34s} {'p50 ms':>8s} {'p99 ms':>8s}   {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}"
-          f" {'max PG conns':>13s}", flush=True)
+          f" {'max PG conns':>13s} {'CPU ms/req':>9s}", flush=True)
     for server in ("portal", "fastapi"):
         port = free_port()
         if server == "portal":
@@ -361,16 +376,18 @@ def side_by_side(cases: list[tuple[str, str, dict[str, Any]]], *, database: str,
                 if warm.ok == 0:
                     raise RuntimeError(f"{server} {path}: warm-up failed: {dict(warm.statuses)}")
                 one = run_load(port, path, body, headers, clients=1, seconds=60.0, max_requests=single)
+                cpu0 = tree_cpu_seconds(proc.pid)
                 with ConnectionSampler(database) as sampler:
                     many = run_load(port, path, body, headers, clients=clients, seconds=seconds)
+                    cpu_ms = 1000 * (tree_cpu_seconds(proc.pid) - cpu0) / max(many.ok, 1)
                     time.sleep(0.3)
-                figures[(server, label)] = {"one": one, "many": many, "max_pg": sampler.max_seen}
+                figures[(server, label)] = {"one": one, "many": many, "max_pg": sampler.max_seen, "cpu_ms": cpu_ms}
                 err = f"{many.errors}" + (f" {dict(many.statuses)}" if many.errors else "")
                 if many.connection_errors:
                     err += f" conn:{many.connection_errors}"
                 pg = sampler.max_seen if server == "portal" else "-"
                 print(f"{server + ' ' + label:34s} {one.pct(0.5):8.2f} {one.pct(0.99):8.2f}   {many.rps:8.0f} "
-                      f"{many.pct(0.5):8.1f} {many.pct(0.99):8.1f} {err:>7s} {pg!s:>13s}", flush=True)
+                      f"{many.pct(0.5):8.1f} {many.pct(0.99):8.1f} {err:>7s} {pg!s:>13s} {cpu_ms:9.2f}", flush=True)
         finally:
             stop([proc])
     for label, _, _ in cases:
