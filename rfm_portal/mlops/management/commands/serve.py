@@ -51,7 +51,7 @@ def env_int(name: str, default: int) -> int:
 
 
 def uvicorn_options(host: str, port: int, workers: int, keep_alive: int, access_log: bool) -> dict:
-    """uvicorn.run keyword arguments (also what the tests start)."""
+    """uvicorn.run keyword arguments."""
     return {
         "host": host,
         "port": port,
@@ -64,6 +64,8 @@ def uvicorn_options(host: str, port: int, workers: int, keep_alive: int, access_
         "proxy_headers": True,  # trusted from FORWARDED_ALLOW_IPS (default 127.0.0.1)
         "server_header": False,
         "access_log": access_log,
+        # Optional cap on connections + requests in flight per worker; above it uvicorn answers 503.
+        "limit_concurrency": env_int("WEB_LIMIT_CONCURRENCY", 0) or None,
         "log_level": os.environ.get("LOG_LEVEL", "info").lower(),
     }
 
