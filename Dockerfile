@@ -36,4 +36,5 @@ RUN useradd --create-home --uid 1000 rfm \
 USER rfm
 
 EXPOSE 8000
-CMD ["daphne", "-b", "0.0.0.0", "-p", "8000", "rfm_portal.asgi:application"]
+# uvicorn worker processes (WEB_CONCURRENCY, default 1 here; docker-compose.yml sets 2), keep-alive on.
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0", "--port", "8000"]

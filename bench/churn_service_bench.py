@@ -1,7 +1,7 @@
 """Benchmark of ``POST /predict_churn`` through a live portal, against a minimal FastAPI scorer.
 
-Needs fastapi + uvicorn, which the product does not use: they were installed into the venv for
-this bench only (``.venv/bin/pip install fastapi uvicorn``). Everything runs on 127.0.0.1.
+fastapi is a bench tool (requirements-dev.txt); uvicorn is the portal's own server. Everything runs
+on 127.0.0.1.
 
 1. Recreate a scratch PostgreSQL database (default ``rfm_bench_churn``), ``migrate`` it, import
    the committed sample (``data/sample.csv``, 3,000 customers) through the product's import and
@@ -15,7 +15,12 @@ this bench only (``.venv/bin/pip install fastapi uvicorn``). Everything runs on 
    only: it reads the transactions and builds features); batches of 1,000 and 10,000 payload rows
    on both and 1,000 customer ids on the portal (median of ``--repeats``), as rows per second.
 
-    .venv/bin/python bench/churn_service_bench.py [--single 300] [--repeats 5]
+4. Under load (bench/serving_load_bench.py): the portal with production settings (DEBUG off, Redis,
+   ``manage.py serve --workers N``) beside the FastAPI scorer with as many workers: single-row
+   payloads, one client then ``--clients`` concurrent keep-alive clients for ``--seconds``: req/s,
+   p50/p99, errors, and the most PostgreSQL connections the portal held.
+
+    .venv/bin/python bench/churn_service_bench.py [--single 300] [--repeats 5] [--clients 50] [--workers 2]
 """
 
 import argparse
@@ -35,6 +40,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
+from serving_load_bench import portal_env, side_by_side  # noqa: E402 - bench/ is on sys.path as the script's dir
 
 # --- the FastAPI scorer (run by uvicorn in its own process) --------------------------------------
 
@@ -131,6 +137,9 @@ def main() -> None:
     parser.add_argument("--db-name", default="rfm_bench_churn")
     parser.add_argument("--single", type=int, default=300, help="single-row calls per server")
     parser.add_argument("--repeats", type=int, default=5, help="calls per batch size")
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients of the load run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the load run")
+    parser.add_argument("--workers", type=int, default=2, help="portal (and FastAPI) worker processes under load")
     args = parser.parse_args()
 
     var = tempfile.mkdtemp(prefix="churn_bench_")
@@ -225,6 +234,15 @@ def main() -> None:
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+    from django.db import connections
+
+    connections.close_all()
+    connections["default"].close_pool()  # this process's connections must not count as the server's
+    side_by_side([("/predict_churn", "/predict_churn", {"features": rows(1)})], database=args.db_name,
+                 env=portal_env(url, var), api_key=raw_key,
+                 artifacts={"BENCH_CHURN_ARTIFACT": str(resolve_artifact(champion.artifact_path))},
+                 clients=args.clients, seconds=args.seconds, single=args.single, workers=args.workers)
 
 
 if __name__ == "__main__":

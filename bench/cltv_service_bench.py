@@ -11,7 +11,12 @@
    a single payload row (p50/p95 over ``--single`` calls), a single stored customer id, and
    batches of 1,000 and 10,000 payload rows (with P10/P50/P90 simulation).
 
-    .venv/bin/python bench/cltv_service_bench.py --customers 20000
+4. Under load (bench/serving_load_bench.py): the portal with production settings (DEBUG off, Redis,
+   ``manage.py serve --workers N``) beside a FastAPI scorer of the same artifact with as many workers:
+   a single payload row, one client then ``--clients`` concurrent keep-alive clients for ``--seconds``:
+   req/s, p50/p99, errors, and the most PostgreSQL connections the portal held.
+
+    .venv/bin/python bench/cltv_service_bench.py --customers 20000 [--clients 50] [--workers 2]
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from serving_load_bench import portal_env, side_by_side  # noqa: E402 - bench/ is on sys.path as the script's dir
 
 
 def recreate_database(base_url: str, name: str) -> str:
@@ -53,6 +60,9 @@ def main() -> None:
     parser.add_argument("--base-url", default="postgres://postgres@127.0.0.1:5432/postgres")
     parser.add_argument("--single", type=int, default=200, help="single-row requests to time")
     parser.add_argument("--batch-repeats", type=int, default=5)
+    parser.add_argument("--clients", type=int, default=50, help="concurrent clients of the load run")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the load run")
+    parser.add_argument("--workers", type=int, default=2, help="portal (and FastAPI) worker processes under load")
     args = parser.parse_args()
 
     url = recreate_database(args.base_url, args.database)
@@ -171,6 +181,17 @@ def main() -> None:
     results = [post({"customer_ids": ids}) for _ in range(args.batch_repeats)]
     med = float(np.median([t for t, _ in results]))
     print(f"batch of {len(ids):,} stored customer ids: median {med * 1000:.0f} ms, {len(ids) / med:,.0f} rows/s")
+
+    from django.db import connections
+
+    from rfm_portal.mlops.services import resolve_artifact
+
+    connections.close_all()
+    connections["default"].close_pool()  # this process's connections must not count as the server's
+    side_by_side([("/predict_cltv", "/predict_cltv", {"customers": rows(1), "unit": "weeks"})],
+                 database=args.database, env=portal_env(url, var), api_key=key,
+                 artifacts={"BENCH_CLTV_ARTIFACT": str(resolve_artifact(mv.artifact_path))},
+                 clients=args.clients, seconds=args.seconds, single=args.single, workers=args.workers)
 
 
 if __name__ == "__main__":

@@ -300,6 +300,11 @@ class PredictChurnApi(APIView):
             "as_of": as_of.to_pydatetime() if as_of is not None else None,
             "count": len(results), "results": results, "unscored": unscored,
         }
+        if not data["explain"]:
+            # The body is already plain JSON values shaped as PredictChurnOutputSerializer documents it; running
+            # it through that nested serializer (a deep copy of every declared field per call) cost ~10 % of a
+            # single-row call's CPU under load.
+            return Response(body)
         return Response(PredictChurnOutputSerializer(body).data)
 
 

@@ -306,16 +306,16 @@ class PredictCLTVApi(APIView):
         serializer = PredictCLTVInputSerializer(data=normalise_body(request.data))
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        mv = selectors.active_version()
         try:
-            bundle: CLTVModelBundle = registry.load_active(services.KIND)
+            # the version number comes with the cached model: no query per call (mlops.services.load_active_entry)
+            active = registry.load_active_entry(services.KIND)
         except registry.NoActiveModel:
             return Response(
                 {"detail": "No active CLTV model yet: an admin must train one (CLTV page or manage.py train_cltv)."},
                 status=status.HTTP_503_SERVICE_UNAVAILABLE,
             )
         settings_given = {k: data[k] for k in ("horizon_days", "annual_discount_rate", "margin") if k in data}
-        bundle = services.bundle_with_settings(bundle, **settings_given)
+        bundle: CLTVModelBundle = services.bundle_with_settings(active.obj, **settings_given)
         if data["mode"] == "customers":
             frame: pd.DataFrame = data["customers"]
             factor = UNIT_DAYS[data["unit"]] / bundle.unit_days
@@ -324,9 +324,9 @@ class PredictCLTVApi(APIView):
             check_finite_output(scores[list(OUTPUT_FIELDS)], "these payload rows")
             results, not_found = _results(scores, "payload"), []
         else:
-            results, not_found = _score_ids(bundle, mv.pk if mv else -1, data["customer_ids"], bool(settings_given))
+            results, not_found = _score_ids(bundle, active.pk, data["customer_ids"], bool(settings_given))
         body = {
-            "model_version": mv.version if mv else None,
+            "model_version": active.version,
             "model": bundle.model,
             "unit": bundle.unit,
             "horizon_days": bundle.clv_horizon_days,

@@ -2,10 +2,15 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rfm_portal.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from rfm_portal.serving.asgi import SyncChainASGIHandler  # noqa: E402
+
+# Django's ASGI handler, with the (all synchronous) middleware chain and view in one thread hop.
+django_asgi_app = SyncChainASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402

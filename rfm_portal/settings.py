@@ -77,6 +77,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # No free database connection (pool timeout, refused): 503 + Retry-After instead of a 500.
+    "rfm_portal.serving.middleware.DatabaseUnavailableMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -113,7 +115,19 @@ ASGI_APPLICATION = "rfm_portal.asgi.application"
 # --- Database -----------------------------------------------------------------
 DATABASE_URL = os.environ.get("DATABASE_URL", "")
 if DATABASE_URL:
-    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60)}
+    # psycopg 3's connection pool, one per process: a request borrows a connection and gives it back when it
+    # ends (CONN_MAX_AGE must be 0 with a pool). A process never holds more than DB_POOL_MAX_SIZE; a request
+    # that waits DB_POOL_TIMEOUT seconds for one gets 503 + Retry-After (rfm_portal.serving), never a 500.
+    # Total on the server: web workers x DB_POOL_MAX_SIZE (+ each Celery worker process's own pool).
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
+    if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False  # the pool discards broken connections itself
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": int(os.environ.get("DB_POOL_MIN_SIZE", 1)),
+            "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", 4)),
+            "timeout": float(os.environ.get("DB_POOL_TIMEOUT", 10)),
+            "max_idle": float(os.environ.get("DB_POOL_MAX_IDLE", 300)),
+        }
 else:
     DATABASES = {
         "default": {
@@ -122,6 +136,11 @@ else:
             "OPTIONS": {"timeout": 30},
         }
     }
+# Hot-path caches of the scoring APIs (seconds; 0 = read the database on every call). A verified API key
+# is remembered this long per process (revocation reaches other processes within it); the active model
+# version is re-read at most this often (a promotion reaches other processes within it).
+API_KEY_CACHE_SECONDS = float(os.environ.get("API_KEY_CACHE_SECONDS", 10))
+ACTIVE_MODEL_RECHECK_SECONDS = float(os.environ.get("ACTIVE_MODEL_RECHECK_SECONDS", 2))
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "accounts.User"

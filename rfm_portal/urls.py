@@ -21,3 +21,6 @@ urlpatterns = [
     path("", include("embeddings.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]
+
+# Database unavailable (pool exhausted, connection refused) outside a view: 503 + Retry-After, not 500.
+handler500 = "rfm_portal.serving.middleware.server_error"

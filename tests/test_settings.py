@@ -75,8 +75,8 @@ def test_compose_file_describes_production():
     assert services["db"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
     web_command = " ".join(services["web"]["command"])
-    assert web_command.index("migrate") < web_command.index("collectstatic") < web_command.index("daphne")
-    assert "rfm_portal.asgi:application" in web_command
+    assert web_command.index("migrate") < web_command.index("collectstatic") < web_command.index("manage.py serve")
+    assert "--workers" in web_command  # several uvicorn worker processes (issue 9)
     assert services["worker"]["command"][:4] == ["celery", "-A", "rfm_portal", "worker"]
     assert services["beat"]["command"][:4] == ["celery", "-A", "rfm_portal", "beat"]
     for name in ("web", "worker", "beat"):

@@ -1,15 +1,65 @@
-"""DRF authentication by API key: `Authorization: Api-Key <key>`."""
+"""DRF authentication by API key: `Authorization: Api-Key <key>`.
+
+A CRM scores in tight loops, so a verified key is remembered in this process for
+API_KEY_CACHE_SECONDS (settings; default 10 s): a scoring call then needs no database
+connection at all. Revoking, expiring or deleting a key through the ORM forgets it here at once
+(signals below); other processes stop accepting it within API_KEY_CACHE_SECONDS.
+"""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import timedelta
 
+from django.conf import settings
+from django.db.models.signals import post_delete, post_save
+from django.dispatch import receiver
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from .models import APIKey
 
 LAST_USED_RESOLUTION = timedelta(minutes=1)
+MAX_CACHED_KEYS = 1_000  # distinct valid keys remembered per process; past it the cache starts over
+
+# hashed key -> (monotonic time it was read from the database, the key as read then)
+_verified: dict[str, tuple[float, APIKey]] = {}
+_verified_lock = threading.Lock()
+
+
+def forget_api_key(hashed_key: str | None = None) -> None:
+    """Drop one key (or all) from this process's cache of verified keys."""
+    with _verified_lock:
+        if hashed_key is None:
+            _verified.clear()
+        else:
+            _verified.pop(hashed_key, None)
+
+
+@receiver(post_save, sender=APIKey, dispatch_uid="accounts.forget_api_key_on_save")
+@receiver(post_delete, sender=APIKey, dispatch_uid="accounts.forget_api_key_on_delete")
+def _forget_changed_key(sender, instance: APIKey, **kwargs) -> None:
+    forget_api_key(instance.hashed_key)
+
+
+def _lookup(hashed_key: str) -> APIKey:
+    ttl = float(getattr(settings, "API_KEY_CACHE_SECONDS", 0))
+    now = time.monotonic()
+    cached = _verified.get(hashed_key)
+    if cached is not None and now - cached[0] < ttl:
+        return cached[1]
+    try:
+        api_key = APIKey.objects.get(hashed_key=hashed_key)
+    except APIKey.DoesNotExist:
+        forget_api_key(hashed_key)
+        raise exceptions.AuthenticationFailed("Unknown API key.") from None
+    if ttl > 0:
+        with _verified_lock:
+            if len(_verified) >= MAX_CACHED_KEYS:
+                _verified.clear()
+            _verified[hashed_key] = (now, api_key)
+    return api_key
 
 
 class APIKeyUser:
@@ -45,19 +95,16 @@ class APIKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Malformed Api-Key header: expected 'Api-Key <key>'.")
-        raw_key = parts[1]
-        try:
-            api_key = APIKey.objects.get(hashed_key=APIKey.hash_key(raw_key))
-        except APIKey.DoesNotExist:
-            raise exceptions.AuthenticationFailed("Unknown API key.") from None
+        api_key = _lookup(APIKey.hash_key(parts[1]))
         if api_key.revoked_at is not None:
             raise exceptions.AuthenticationFailed("This API key has been revoked.")
-        if api_key.expires_at is not None and api_key.expires_at <= timezone.now():
-            raise exceptions.AuthenticationFailed("This API key has expired.")
         now = timezone.now()
+        if api_key.expires_at is not None and api_key.expires_at <= now:
+            raise exceptions.AuthenticationFailed("This API key has expired.")
         if api_key.last_used_at is None or now - api_key.last_used_at >= LAST_USED_RESOLUTION:
             # One write a minute per key at most: a CRM scoring in a loop should not pay an UPDATE per call.
             APIKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+            api_key.last_used_at = now
         return (APIKeyUser(api_key), api_key)
 
     def authenticate_header(self, request) -> str:

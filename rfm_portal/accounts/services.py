@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from .authentication import forget_api_key
 from .models import APIKey, User
 
 
@@ -83,6 +84,7 @@ def api_key_revoke(*, api_key: APIKey) -> APIKey:
     # Conditional update: revoking twice keeps the first revocation time.
     APIKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
+    forget_api_key(api_key.hashed_key)  # this process stops accepting it now; others within API_KEY_CACHE_SECONDS
     return api_key
 
 

@@ -13,6 +13,8 @@ import io
 import os
 import tempfile
 import threading
+import time
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -140,6 +142,9 @@ def _activate(target: ModelVersion, demote_to: str = Status.RETIRED) -> None:
     target.status = Status.ACTIVE
     target.activated_at = timezone.now()
     target.save(update_fields=["status", "activated_at"])
+    # this process serves the new version at once (and again once the transaction commits)
+    forget_active_check(target.kind)
+    transaction.on_commit(lambda: forget_active_check(target.kind))
 
 
 # --- Artifacts ------------------------------------------------------------------
@@ -195,36 +200,67 @@ def load_artifact(path: str | Path, expected_sha256: str) -> Any:
     return joblib.load(io.BytesIO(data))
 
 
-_cache: dict[str, tuple[int, Any]] = {}
+@dataclass(frozen=True)
+class ActiveModel:
+    """The loaded active model of a kind and the registry row it came from."""
+
+    pk: int
+    version: int
+    obj: Any
+
+
+_cache: dict[str, ActiveModel] = {}
+_checked_at: dict[str, float] = {}  # kind -> monotonic time the active version id was last read
 _cache_lock = threading.Lock()
 
 
-def load_active(kind: str) -> Any:
+def load_active_entry(kind: str) -> ActiveModel:
     """The active model of a kind, loaded once per process and swapped on promotion.
 
-    Each call costs one indexed query for the active version's id; the artifact is
-    only read when that id differs from the cached one.
+    The active version's id is read (one indexed query) at most every ACTIVE_MODEL_RECHECK_SECONDS
+    (settings; 0 = on every call), so single-row scoring needs no database connection in between;
+    the artifact is only read when that id changes. A promotion or rollback in this process is
+    seen at once; one in another process within the recheck interval.
     """
+    interval = float(getattr(settings, "ACTIVE_MODEL_RECHECK_SECONDS", 0))
+    cached = _cache.get(kind)
+    if cached is not None and interval > 0 and kind in _checked_at and time.monotonic() - _checked_at[kind] < interval:
+        return cached
+    checked = time.monotonic()
     active = (
         ModelVersion.objects.filter(kind=kind, status=Status.ACTIVE)
-        .values_list("pk", "artifact_path", "artifact_sha256")
+        .values_list("pk", "version", "artifact_path", "artifact_sha256")
         .first()
     )
     if active is None:
         raise NoActiveModel(f"no active {kind} model")
-    pk, path, sha256 = active
-    cached = _cache.get(kind)
-    if cached is not None and cached[0] == pk:
-        return cached[1]
+    pk, version, path, sha256 = active
+    if cached is not None and cached.pk == pk:
+        _checked_at[kind] = checked
+        return cached
     with _cache_lock:
         cached = _cache.get(kind)
-        if cached is not None and cached[0] == pk:
-            return cached[1]
-        obj = load_artifact(path, sha256)
-        _cache[kind] = (pk, obj)
-        return obj
+        if cached is None or cached.pk != pk:
+            cached = ActiveModel(pk=pk, version=version, obj=load_artifact(path, sha256))
+            _cache[kind] = cached
+        _checked_at[kind] = checked
+        return cached
+
+
+def load_active(kind: str) -> Any:
+    """The active model object of a kind (see load_active_entry)."""
+    return load_active_entry(kind).obj
+
+
+def forget_active_check(kind: str | None = None) -> None:
+    """Make the next load_active re-read the active version id (after a promotion in this process)."""
+    if kind is None:
+        _checked_at.clear()
+    else:
+        _checked_at.pop(kind, None)
 
 
 def clear_model_cache() -> None:
     with _cache_lock:
         _cache.clear()
+        _checked_at.clear()
