@@ -171,17 +171,9 @@ def _run_builder(form: BuilderForm, bundle: EmbeddingBundle) -> tuple[services.L
     return found, source, unknown + found.unknown_ids
 
 
-def builder(request: HttpRequest) -> HttpResponse:
-    context = _base_context(request, "builder")
-    bundle = _active_bundle() if context["mv"] else None
-    context.update({"bundle": bundle, "has_cltv": selectors.has_cltv(), "save_form": SaveAudienceForm()})
-    if request.method != "POST":
-        context["form"] = _builder_form(request)
-        return render(request, "embeddings/builder.html", context)
-    form = _builder_form(request, request.POST, request.FILES)
-    context["form"] = form
-    if bundle is None or not form.is_valid():
-        return render(request, "embeddings/builder.html", context, status=200 if bundle else 409)
+def _render_results(request: HttpRequest, context: dict[str, Any], form: BuilderForm, bundle: EmbeddingBundle,
+                    status: int = 200) -> HttpResponse:
+    """The builder page with the lookalikes of a valid form."""
     found, source, unknown = _run_builder(form, bundle)
     if form.cleaned_data["seed_type"] == "ids":  # uploaded ids become pasted ones, so export and save see them
         data = request.POST.copy()
@@ -193,7 +185,21 @@ def builder(request: HttpRequest) -> HttpResponse:
     context.update({"found": found, "source": source, "unknown": unknown,
                     "seed_categories": [c for c, v in sorted(zip(bundle.categories, found.seed_mix, strict=True),
                                                              key=lambda t: -t[1]) if v >= 0.1]})
-    return render(request, "embeddings/builder.html", context)
+    return render(request, "embeddings/builder.html", context, status=status)
+
+
+def builder(request: HttpRequest) -> HttpResponse:
+    context = _base_context(request, "builder")
+    bundle = _active_bundle() if context["mv"] else None
+    context.update({"bundle": bundle, "has_cltv": selectors.has_cltv(), "save_form": SaveAudienceForm()})
+    if request.method != "POST":
+        context["form"] = _builder_form(request)
+        return render(request, "embeddings/builder.html", context)
+    form = _builder_form(request, request.POST, request.FILES)
+    context["form"] = form
+    if bundle is None or not form.is_valid():
+        return render(request, "embeddings/builder.html", context, status=200 if bundle else 409)
+    return _render_results(request, context, form, bundle)
 
 
 class _Echo:
@@ -248,8 +254,11 @@ def builder_save(request: HttpRequest) -> HttpResponse:
             name=save.cleaned_data["name"], description=save.cleaned_data["description"],
             source=f"{source}, model v{bundle.version}", lookalikes=found, user=request.user)
     except AudienceError as error:
-        messages.error(request, f"Audience not saved: {error}")
-        return redirect("embeddings:builder")
+        # Show the same results again with the reason, so the analyst only changes the name.
+        context = _base_context(request, "builder")
+        context.update({"bundle": bundle, "has_cltv": selectors.has_cltv(), "form": form, "save_form": save,
+                        "save_error": str(error)})
+        return _render_results(request, context, form, bundle, status=400)
     messages.success(request, f"Saved “{audience.name}”: {audience.size:,} customers.")
     return redirect(reverse("customers:audiences"))
 

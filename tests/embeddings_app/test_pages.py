@@ -74,8 +74,11 @@ def test_builder_from_a_segment_with_csv_and_save(analyst_client, analyst, model
     assert audience.source.startswith("lookalike of segment Champions")
     members = list(audience.members.order_by("rank").values_list("customer__external_id", "score"))
     assert [m[0] for m in members] == [r["customer_id"] for r in rows]
-    # the same name again is refused, and nothing is half-saved
-    analyst_client.post("/lookalikes/builder/save/", {**form, "name": "champion LOOKALIKES"})
+    # the same name again is refused with the results still shown, and nothing is half-saved
+    again = analyst_client.post("/lookalikes/builder/save/", {**form, "name": "champion LOOKALIKES"})
+    body = again.content.decode()
+    assert again.status_code == 400 and "data-save-error" in body and "already exists" in body
+    assert body.count("data-result=") == 40 and 'value="champion LOOKALIKES"' in body
     assert Audience.objects.count() == 1
 
 
