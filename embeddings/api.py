@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import math
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
@@ -13,6 +12,15 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from rfm_portal.core.api import (
+    StrictBooleanField,
+    StrictCharField,
+    StrictFloatField,
+    StrictIntegerField,
+    StrictSerializer,
+    error_responses,
+    text_schema,
+)
 from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
 
 from . import selectors, services
@@ -25,77 +33,51 @@ MAX_SEED = 1_000
 MAX_PRODUCTS = 1_000
 NO_MODEL = ("No lookalike model is active yet, so there are no neighbours to find. An admin can train one on the "
             "Lookalikes page (or run `manage.py train_embeddings`).")
-FIELDS = ("customer_id", "customer_ids", "products", "k", "exclude_seed", "min_p_alive", "country")
+MAX_ID = 64
 
 
-class StrictBooleanField(serializers.BooleanField):
-    """true or false only: no "yes", 1 or "false"-strings guessing."""
+def _request_schema() -> dict[str, Any]:
+    """The body as OpenAPI states it: exactly one of three seeds, no other keys, every value bounded."""
+    ident = text_schema(MAX_ID)
+    options = {
+        "k": {"type": "integer", "minimum": 1, "maximum": MAX_K, "default": 10},
+        "exclude_seed": {"type": "boolean", "default": True},
+        "min_p_alive": {"type": "number", "minimum": 0, "maximum": 1,
+                        "description": "Needs an active CLTV model (400 otherwise)."},
+        "country": ident,
+    }
 
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
+    def shape(title: str, required: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"title": title, "type": "object", "properties": {required: schema, **options},
+                "required": [required], "additionalProperties": False}
 
+    def id_list(limit: int) -> dict[str, Any]:
+        return {"type": "array", "items": ident, "minItems": 1, "maxItems": limit}
 
-class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: not a float, string, boolean, NaN or infinity."""
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class StrictFloatField(serializers.FloatField):
-    """A finite JSON number (not a string, boolean, NaN or infinity)."""
-
-    default_error_messages = {"not_finite": "Must be a finite number."}
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool) or not isinstance(data, int | float):
-            self.fail("invalid")
-        if isinstance(data, float) and not math.isfinite(data):
-            self.fail("not_finite")
-        return super().to_internal_value(data)
+    return {"oneOf": [shape("SimilarToCustomer", "customer_id", ident),
+                      shape("SimilarToCustomers", "customer_ids", id_list(MAX_SEED)),
+                      shape("SimilarToProducts", "products", id_list(MAX_PRODUCTS))]}
 
 
-class IdField(serializers.CharField):
-    """A customer id or sku as a JSON string (numbers are refused rather than reformatted)."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return super().to_internal_value(data)
-
-
-class SimilarCustomersInputSerializer(serializers.Serializer):
-    customer_id = IdField(required=False, max_length=64, help_text="One customer's external id.")
+class SimilarCustomersInputSerializer(StrictSerializer):
+    customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
     customer_ids = serializers.ListField(
-        child=IdField(max_length=64), required=False, allow_empty=False, max_length=MAX_SEED,
+        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False, max_length=MAX_SEED,
         help_text=f"A seed audience of up to {MAX_SEED:,} external ids: one ranked list of customers like them.")
     products = serializers.ListField(
-        child=IdField(max_length=64), required=False, allow_empty=False, max_length=MAX_PRODUCTS,
+        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False, max_length=MAX_PRODUCTS,
         help_text="Cold start: skus a (new) customer bought; their vector is folded in from the product vectors.")
     k = StrictIntegerField(default=10, min_value=1, max_value=MAX_K, help_text=f"Results wanted (1–{MAX_K:,}).")
     exclude_seed = StrictBooleanField(default=True, help_text="Leave the seed customers out of the results.")
     min_p_alive = StrictFloatField(required=False, min_value=0.0, max_value=1.0,
                                    help_text="Only customers whose P(alive) (active CLTV model) is at least this.")
-    country = serializers.CharField(required=False, max_length=64, allow_blank=False,
-                                    help_text="Only customers of this country (case-insensitive).")
+    country = StrictCharField(required=False, max_length=MAX_ID,
+                              help_text="Only customers of this country (case-insensitive).")
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
         if not isinstance(data, dict):
             raise serializers.ValidationError({"non_field_errors": ["Expected a JSON object."]})
-        unknown = sorted(set(data) - set(FIELDS))
-        errors = {key: ["Unknown field."] for key in unknown}
-        try:
-            value = super().to_internal_value(data)
-        except serializers.ValidationError as exc:
-            errors.update(exc.detail)
-            raise serializers.ValidationError(errors) from None
-        if errors:
-            raise serializers.ValidationError(errors)
-        return value
+        return super().to_internal_value(data)
 
     def validate_customer_ids(self, value: list[str]) -> list[str]:
         return list(dict.fromkeys(value))
@@ -163,8 +145,13 @@ class SimilarCustomersApi(APIView):
             "left (a single unknown `customer_id` answers 404). Unknown fields, non-finite or out-of-range numbers "
             "answer 400 with field errors; 503 when no lookalike model is active."
         ),
-        request=SimilarCustomersInputSerializer,
-        responses={200: SimilarCustomersOutputSerializer, 400: None, 404: None, 503: None},
+        request={"application/json": _request_schema()},
+        responses={200: SimilarCustomersOutputSerializer, **error_responses(
+            400, 404, 413, 415, 503,
+            extra={404: "No seed is known: the customer id(s) are unknown or have no purchases, or no product is "
+                        "known to the model.",
+                   503: "No lookalike model is active, or its artifact cannot be read; or the database is busy "
+                        "(retry after Retry-After seconds)."})},
         examples=[
             OpenApiExample("one customer", value={"customer_id": "C01234", "k": 10}, request_only=True),
             OpenApiExample("seed audience", value={"customer_ids": ["C01234", "C00420", "C00077"], "k": 500,
@@ -194,8 +181,8 @@ class SimilarCustomersApi(APIView):
         if "products" in data:
             found = services.find_lookalikes(bundle, options, skus=data["products"])
             if found.unknown_skus and len(found.unknown_skus) == len(data["products"]):
-                return Response({"products": ["None of these products is known to the model."],
-                                 "unknown_products": found.unknown_skus}, status=status.HTTP_400_BAD_REQUEST)
+                return Response({"detail": "None of these products is known to the model."},
+                                status=status.HTTP_404_NOT_FOUND)
         else:
             ids = [data["customer_id"]] if "customer_id" in data else data["customer_ids"]
             found = services.find_lookalikes(bundle, options, external_ids=ids)
@@ -203,8 +190,8 @@ class SimilarCustomersApi(APIView):
                 return Response({"detail": f"Customer {data['customer_id']} is unknown or has no purchases."},
                                 status=status.HTTP_404_NOT_FOUND)
             if found.seed_size == 0:
-                return Response({"customer_ids": ["None of these customers is known or has purchases."],
-                                 "unknown_ids": found.unknown_ids}, status=status.HTTP_400_BAD_REQUEST)
+                return Response({"detail": "None of these customers is known or has purchases."},
+                                status=status.HTTP_404_NOT_FOUND)
         body = {
             "model_version": {"kind": services.KIND, "version": bundle.version, "id": _version_id(bundle)},
             "count": len(found.results), "results": found.results, "unknown_ids": found.unknown_ids,

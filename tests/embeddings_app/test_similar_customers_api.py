@@ -67,9 +67,9 @@ def test_seed_audience_lists_unknown_ids_and_excludes_the_seed(api_client, model
     assert kept["results"][0]["customer_id"] == seed[0] and kept["results"][0]["similarity"] > 0.999
 
 
-def test_all_unknown_ids_is_a_400_and_one_unknown_id_a_404(api_client, model):
+def test_no_known_seed_is_a_404(api_client, model):
     response = post(api_client, {"customer_ids": ["X1", "X2"]})
-    assert response.status_code == 400 and response.json()["unknown_ids"] == ["X1", "X2"]
+    assert response.status_code == 404 and "None of these customers" in response.json()["detail"]
     assert post(api_client, {"customer_id": "X1"}).status_code == 404
 
 
@@ -79,7 +79,7 @@ def test_cold_start_from_products_finds_customers_of_that_taste(api_client, mode
     body = post(api_client, {"products": [*garden, "NO-SKU"], "k": 20}).json()
     assert body["count"] == 20 and body["unknown_products"] == ["NO-SKU"]
     assert sum("Garden" in r["shared_categories"] for r in body["results"]) >= 12
-    assert post(api_client, {"products": ["NO-SKU"]}).status_code == 400
+    assert post(api_client, {"products": ["NO-SKU"]}).status_code == 404
 
 
 def test_a_customer_newer_than_the_model_is_folded_in(api_client, generated, template_bundle):
