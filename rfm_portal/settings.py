@@ -71,6 +71,7 @@ INSTALLED_APPS = [
     "segmentation",
     "cltv",
     "churn",
+    "streaming",
 ]
 
 MIDDLEWARE = [
@@ -243,3 +244,21 @@ LOGGING = {
 
 # Product settings
 IMPORT_ERROR_REPORT_LIMIT = 1000  # bad lines kept on an ImportJob; the count is always exact
+
+# --- Streaming (streaming/): events → Redis Stream → consumer group → live risk feed ----------
+STREAM = {
+    "KEY": os.environ.get("STREAM_KEY", "rfm:events"),
+    "GROUP": os.environ.get("STREAM_GROUP", "rfm-consumers"),
+    "DEAD_LETTER_KEY": os.environ.get("STREAM_DEAD_LETTER_KEY", "rfm:events:dead"),
+    "DEAD_LETTER_MAXLEN": 100_000,  # approximate cap: dead letters are for inspection, never consumed
+    "BATCH": int(os.environ.get("STREAM_BATCH", 250)),  # entries per read, applied in one transaction
+    "BLOCK_MS": 100,  # how long a read waits for new entries
+    "CLAIM_IDLE_MS": int(os.environ.get("STREAM_CLAIM_IDLE_MS", 30_000)),  # then a dead consumer's entries move
+    "CLAIM_EVERY_S": 5.0,
+    "MAX_ATTEMPTS": 3,  # failures before an event goes to the dead-letter stream
+    "TRIM_EVERY_S": 10.0,
+    "FEED_TICK_S": float(os.environ.get("STREAM_FEED_TICK_S", 0.1)),  # feed messages batched per tick
+    "FEED_MAX_ITEMS": int(os.environ.get("STREAM_FEED_MAX_ITEMS", 100)),  # per message; the rest are counted
+    "SHARP_RISE": float(os.environ.get("STREAM_SHARP_RISE", 0.15)),  # probability points that make an alert
+    "EMBEDDED_RATE": float(os.environ.get("STREAM_EMBEDDED_RATE", 1.0)),  # events/s simulated by `make run`
+}

@@ -16,5 +16,6 @@ urlpatterns = [
     path("", include("segmentation.urls")),
     path("", include("cltv.urls")),
     path("", include("churn.urls")),
+    path("", include("streaming.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]
