@@ -254,7 +254,7 @@ STREAM = {
     "BATCH": int(os.environ.get("STREAM_BATCH", 250)),  # entries per read, applied in one transaction
     "BLOCK_MS": 100,  # how long a read waits for new entries
     "CLAIM_IDLE_MS": int(os.environ.get("STREAM_CLAIM_IDLE_MS", 30_000)),  # then a dead consumer's entries move
-    "CLAIM_EVERY_S": 5.0,
+    "CLAIM_EVERY_S": float(os.environ.get("STREAM_CLAIM_EVERY_S", 5.0)),
     "MAX_ATTEMPTS": 3,  # failures before an event goes to the dead-letter stream
     "TRIM_EVERY_S": 10.0,
     "FEED_TICK_S": float(os.environ.get("STREAM_FEED_TICK_S", 0.1)),  # feed messages batched per tick
