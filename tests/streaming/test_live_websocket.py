@@ -96,3 +96,9 @@ def test_anonymous_sockets_are_refused(live_db):
         return connected, code
 
     assert async_to_sync(connect)() == (False, 4401)
+
+
+def test_idle_sockets_survive_the_blocking_wait_of_channels_redis():
+    """redis-py 8's 5 s socket timeout would abort channels-redis' 5 s BZPOPMIN and drop idle sockets."""
+    layer = get_channel_layer()
+    assert all(host["socket_timeout"] > layer.brpop_timeout for host in layer.hosts)
