@@ -193,9 +193,10 @@ def main() -> None:
     session.create()
     low, high = (int(x) for x in args.port_range.split("-"))
     port = free_port(low, high + 1)
+    server_log = open(ROOT / "var" / "stream_bench_daphne.log", "w")  # noqa: SIM115 - open for the server's life
     server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
                                "rfm_portal.asgi:application"], cwd=ROOT, env=dict(os.environ),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                              stdout=server_log, stderr=subprocess.STDOUT)
     results = []
     try:
         wait_port(port)

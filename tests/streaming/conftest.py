@@ -68,8 +68,31 @@ def wipe_all() -> None:
     registry.clear_model_cache()
 
 
+@pytest.fixture(scope="session")
+def test_database(django_db_setup, django_db_blocker, django_db_keepdb) -> Iterator[None]:
+    """The test database, even when no collected test asks for ``db``.
+
+    pytest-django only creates test databases that some collected test requests through
+    ``db``/``django_db``; these fixtures use committed access (``django_db_blocker.unblock()``),
+    so on their own they would otherwise run against — and wipe — the real DATABASE_URL database.
+    """
+    from django.db import connection
+    from django.test.utils import setup_databases, teardown_databases
+
+    if connection.settings_dict["NAME"].startswith("test_"):
+        yield
+        return
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"}, keepdb=django_db_keepdb)
+    assert connection.settings_dict["NAME"].startswith("test_")
+    yield
+    if not django_db_keepdb:
+        with django_db_blocker.unblock():
+            teardown_databases(config, verbosity=0)
+
+
 @pytest.fixture(scope="module")
-def trained(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[Trained]:
+def trained(test_database, django_db_blocker, tmp_path_factory) -> Iterator[Trained]:
     root = tmp_path_factory.mktemp("stream_artifacts")
     previous_root = django_settings.ARTIFACT_ROOT
     django_settings.ARTIFACT_ROOT = root
