@@ -14,7 +14,8 @@ models, e.g. `manage.py setup_demo` once). For each consumer count and each targ
    entry id (same machine clock). Also timed from the database: XADD → commit.
 
 Sustained rate = events applied / (last commit − first XADD); "kept up" when the consumers
-finished within 2 s of the producer. Rows written by the run are deleted afterwards.
+finished within 2 s of the producer. Capacity (``--backlog N``, first): N events queued before the
+consumers start, rate = N / (last commit − first commit). Rows written by the run are deleted afterwards.
 
     .venv/bin/python bench/stream_bench.py [--consumers 1 2] [--rates 250 500 1000 2000] [--duration 20]
 """
@@ -64,7 +65,8 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"port {port} did not open")
 
 
-def run_once(n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int) -> dict:
+def run_once(n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int,
+             backlog: int = 0) -> dict:
     import websocket
     from django.db.models import Max, Min
 
@@ -82,6 +84,11 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     stream = RedisStream(os.environ["REDIS_URL"], keys["STREAM_KEY"], "bench", keys["STREAM_DEAD_LETTER_KEY"])
     stream.ensure_group()
     base_customers = set(Customer.objects.values_list("pk", flat=True))
+    history, clock_start = load_history()
+    sim = Simulator(history, clock_start, seed=7)
+    if backlog:  # capacity: the whole backlog is in the stream before any consumer starts
+        for start in range(0, backlog, 1000):
+            stream.add([encode(ev) for ev in sim.events(min(1000, backlog - start))])
     procs = [subprocess.Popen([PYTHON, "manage.py", "consume_stream", "--consumer", f"bench-{i}"], cwd=ROOT, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_consumers)]
     latencies: list[float] = []
@@ -111,12 +118,11 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    history, clock_start = load_history()
-    sim = Simulator(history, clock_start, seed=7)
-    time.sleep(3)  # consumers loading models
-    sent, start = 0, time.monotonic()
+    if not backlog:
+        time.sleep(3)  # consumers loading models
+    sent, start = backlog, time.monotonic()
     first_ms = None
-    while (elapsed := time.monotonic() - start) < duration:
+    while not backlog and (elapsed := time.monotonic() - start) < duration:
         due = min(int(rate * elapsed) + 1, int(rate * duration)) - sent
         if due > 0:
             ids = stream.add([encode(ev) for ev in sim.events(due)])
@@ -124,7 +130,7 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
             sent += due
         time.sleep(0.02)
     produced_s = time.monotonic() - start
-    deadline = time.monotonic() + 120
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         s = stream.stats()
         if s.lag == 0 and s.pending == 0:
@@ -144,10 +150,13 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     applied = runs.count()
     commit_lat = np.array([p.timestamp() * 1000 - entry_ms(e) for e, p in runs.values_list("stream_entry_id",
                                                                                            "processed_at")])
-    span = agg["last"].timestamp() * 1000 - first_ms if applied else float("nan")
+    if backlog:  # consumer capacity: from the first commit to the last
+        span = (agg["last"] - agg["first"]).total_seconds() * 1000 if applied > 1 else float("nan")
+    else:
+        span = agg["last"].timestamp() * 1000 - first_ms if applied else float("nan")
     lat = np.array(latencies)
     result = {
-        "consumers": n_consumers, "target_rate": rate, "sent": sent, "applied": applied,
+        "consumers": n_consumers, "target_rate": rate, "backlog": backlog, "sent": sent, "applied": applied,
         "feed_items": len(lat), "dead_letters": stats.dead_letters,
         "sustained_eps": applied / (span / 1000) if applied else 0.0, "kept_up": drained_after <= 2.0,
         "drain_after_s": round(drained_after, 1), "produced_s": round(produced_s, 1),
@@ -172,6 +181,8 @@ def main() -> None:
     parser.add_argument("--rates", type=float, nargs="+", default=[250, 500, 1000, 2000])
     parser.add_argument("--duration", type=float, default=20.0)
     parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--backlog", type=int, default=5000,
+                        help="first measure capacity: drain this many queued events (0: skip)")
     parser.add_argument("--port-range", default="18600-18699")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "REDIS_URL"):
@@ -193,7 +204,7 @@ def main() -> None:
     session.create()
     low, high = (int(x) for x in args.port_range.split("-"))
     port = free_port(low, high + 1)
-    server_log = open(ROOT / "var" / "stream_bench_daphne.log", "w")  # noqa: SIM115 - open for the server's life
+    server_log = open(ROOT / "var" / "stream_bench_daphne.log", "w")
     server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
                                "rfm_portal.asgi:application"], cwd=ROOT, env=dict(os.environ),
                               stdout=server_log, stderr=subprocess.STDOUT)
@@ -201,6 +212,10 @@ def main() -> None:
     try:
         wait_port(port)
         for n in args.consumers:
+            if args.backlog:
+                r = run_once(n, 0, 0, port, session.session_key, args.batch, backlog=args.backlog)
+                results.append(r)
+                print(json.dumps(r), flush=True)
             for rate in args.rates:
                 r = run_once(n, rate, args.duration, port, session.session_key, args.batch)
                 results.append(r)
@@ -215,7 +230,8 @@ def main() -> None:
     for r in results:
         ws = f"{r['ws_p50_ms']:.0f} / {r['ws_p99_ms']:.0f} ms" if r["ws_p50_ms"] is not None else "–"
         cm = f"{r['commit_p50_ms']:.0f} / {r['commit_p99_ms']:.0f} ms" if r["commit_p50_ms"] is not None else "–"
-        print(f"| {r['consumers']} | {r['target_rate']:.0f} | {r['sustained_eps']:.0f} | "
+        target = f"backlog of {r['backlog']:,}" if r["backlog"] else f"{r['target_rate']:.0f}"
+        print(f"| {r['consumers']} | {target} | {r['sustained_eps']:.0f} | "
               f"{'yes' if r['kept_up'] else 'no (+' + str(r['drain_after_s']) + ' s)'} | {ws} | {cm} |")
 
 

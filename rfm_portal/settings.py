@@ -256,6 +256,7 @@ STREAM = {
     "DEAD_LETTER_MAXLEN": 100_000,  # approximate cap: dead letters are for inspection, never consumed
     "BATCH": int(os.environ.get("STREAM_BATCH", 250)),  # entries per read, applied in one transaction
     "BLOCK_MS": 100,  # how long a read waits for new entries
+    "LINGER_MS": int(os.environ.get("STREAM_LINGER_MS", 30)),  # then how long it waits to fill the batch
     "CLAIM_IDLE_MS": int(os.environ.get("STREAM_CLAIM_IDLE_MS", 30_000)),  # then a dead consumer's entries move
     "CLAIM_EVERY_S": float(os.environ.get("STREAM_CLAIM_EVERY_S", 5.0)),
     "MAX_ATTEMPTS": 3,  # failures before an event goes to the dead-letter stream

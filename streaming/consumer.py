@@ -51,6 +51,7 @@ class StreamConsumer:
         self.batch, self.block_ms = cfg["BATCH"], cfg["BLOCK_MS"]
         self.claim_idle_ms, self.claim_every = cfg["CLAIM_IDLE_MS"], cfg["CLAIM_EVERY_S"]
         self.max_attempts, self.trim_every = cfg["MAX_ATTEMPTS"], cfg["TRIM_EVERY_S"]
+        self.linger_ms = cfg.get("LINGER_MS", 0)
         self.counts = ConsumerCounts()
 
     # -- the loop
@@ -75,6 +76,9 @@ class StreamConsumer:
                     last_trim = now
                     self.stream.trim()
                 entries = self.stream.read_new(self.name, self.batch, self.block_ms)
+                if entries and len(entries) < self.batch and self.linger_ms:
+                    # a short linger fills the batch: per-batch costs (queries, model calls) dominate small ones
+                    entries += self.stream.read_new(self.name, self.batch - len(entries), self.linger_ms)
                 if entries:
                     self.handle(entries)
                 self.feed.flush_if_due()
@@ -82,6 +86,8 @@ class StreamConsumer:
                 logger.warning("%s: database unavailable; entries stay pending, retrying", self.name, exc_info=True)
                 self._pause_and_recover(stop)
         self.feed.flush_if_due(force=True)
+        if threading.current_thread() is not threading.main_thread():
+            connection.close()  # a thread's connection would outlive it (and block dropping a test database)
         return self.counts
 
     def _pause_and_recover(self, stop: threading.Event) -> None:

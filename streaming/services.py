@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from churn import services as churn_services
 from churn.models import ChurnScore
@@ -255,15 +256,13 @@ def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, 
 
 
 def _store_live(latest: dict[int, tuple], previous: dict[int, dict[str, Any]], churn_mv: int | None) -> None:
-    new, changed = [], []
+    """Upsert each customer's live risk (one INSERT … ON CONFLICT), unless a later event already set it."""
+    rows = []
     for pk, (ev, p, band, p_alive, clv) in latest.items():
         live = previous.get(pk, {}).get("live")
-        if live is None:
-            new.append(LiveRisk(customer_id=pk, churn_version_id=churn_mv, probability=p, band=band, p_alive=p_alive,
-                                clv=clv, as_of=ev.occurred_at))
-        elif ev.occurred_at >= live.as_of or live.churn_version_id != churn_mv:
-            live.churn_version_id, live.probability, live.band = churn_mv, p, band
-            live.p_alive, live.clv, live.as_of = p_alive, clv, ev.occurred_at
-            changed.append(live)
-    LiveRisk.objects.bulk_create(new)
-    LiveRisk.objects.bulk_update(changed, ["churn_version", "probability", "band", "p_alive", "clv", "as_of"])
+        if live is None or ev.occurred_at >= live.as_of or live.churn_version_id != churn_mv:
+            rows.append(LiveRisk(customer_id=pk, churn_version_id=churn_mv, probability=p, band=band, p_alive=p_alive,
+                                 clv=clv, as_of=ev.occurred_at, updated_at=timezone.now()))
+    LiveRisk.objects.bulk_create(rows, update_conflicts=True, unique_fields=["customer"],
+                                 update_fields=["churn_version", "probability", "band", "p_alive", "clv", "as_of",
+                                                "updated_at"])
