@@ -7,10 +7,10 @@
   if (!table) return;
   var tbody = table.tBodies[0];
   var badge = document.getElementById("live-connection");
-  var MAX_ROWS = 100;
+  var wall = document.body.classList.contains("wall");
+  var MAX_ROWS = wall ? 25 : 100;  // a wall screen shows what fits
   var delay = 1000;
   var MAX_DELAY = 30000;
-  var wall = document.body.classList.contains("wall");
 
   function setConnection(state, text) {
     if (!badge) return;
