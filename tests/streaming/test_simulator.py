@@ -6,7 +6,9 @@ from collections import Counter
 from datetime import timedelta
 
 import numpy as np
+import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 
 from rfm_portal.customers.generator import SAMPLE_SEED, make_products
 from streaming.events import decode, parse_event
@@ -54,3 +56,10 @@ def test_the_command_writes_rate_times_duration_events(live_db, stream):
     assert len(entries) == 40
     customers = {decode(fields["event"]).customer_id for _, fields in entries}
     assert customers <= set(live_db.high_risk[:3])
+
+
+def test_the_commands_need_redis(settings):
+    settings.REDIS_URL = ""
+    for command in ("simulate_stream", "consume_stream"):
+        with pytest.raises(CommandError, match="REDIS_URL"):
+            call_command(command)

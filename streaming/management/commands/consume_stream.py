@@ -6,7 +6,8 @@ import signal
 import socket
 import threading
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from streaming.consumer import StreamConsumer
 
@@ -19,6 +20,9 @@ class Command(BaseCommand):
         parser.add_argument("--max-events", type=int, default=None, help="stop after this many events (tests, bench)")
 
     def handle(self, *args, consumer: str, max_events: int | None, **options) -> None:
+        if not settings.REDIS_URL:
+            raise CommandError("consume_stream reads from Redis: set REDIS_URL. Without it `make run` consumes the "
+                               "in-process stream itself.")
         name = consumer or socket.gethostname()
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import numpy as np
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from streaming.backends import get_stream
@@ -30,6 +31,9 @@ class Command(BaseCommand):
                new_share: float | None, return_rate: float | None, speed: float, seed: int | None, **options) -> None:
         if not 0 < rate <= 100_000 or not 0 < duration <= 7 * 86400:
             raise CommandError("--rate must be in (0, 100000] and --duration in (0, 604800] seconds")
+        if not settings.REDIS_URL:
+            raise CommandError("simulate_stream writes to Redis: set REDIS_URL. Without it the stream lives inside "
+                               "`make run`'s process, which already simulates a gentle stream of events.")
         history, clock_start = load_history()
         ids = [c.strip() for c in customers.split(",") if c.strip()]
         if ids:
