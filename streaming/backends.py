@@ -84,12 +84,13 @@ class RedisStream:
         reply = self.redis.xreadgroup(self.group, consumer, {self.key: after}, count=count)
         return [(eid, fields or {}) for _key, entries in (reply or []) for eid, fields in entries]
 
-    def deliveries(self, entry_ids: list[str]) -> dict[str, int]:
-        """How often each pending entry has been delivered."""
+    def deliveries(self, entry_ids: list[str], consumer: str | None = None) -> dict[str, int]:
+        """How often each pending entry (of ``consumer``, when given) has been delivered."""
         if not entry_ids:
             return {}
         ordered = sorted(entry_ids, key=_id_key)
-        rows = self.redis.xpending_range(self.key, self.group, min=ordered[0], max=ordered[-1], count=len(ordered) * 4)
+        rows = self.redis.xpending_range(self.key, self.group, min=ordered[0], max=ordered[-1],
+                                         count=len(ordered) * 4, consumername=consumer)
         wanted = set(entry_ids)
         return {row["message_id"]: int(row["times_delivered"]) for row in rows if row["message_id"] in wanted}
 
@@ -243,7 +244,7 @@ class MemoryStream:
                          key=_id_key)[:count]
             return [self._deliver(eid, consumer) for eid in own if eid in self._entries]
 
-    def deliveries(self, entry_ids: list[str]) -> dict[str, int]:
+    def deliveries(self, entry_ids: list[str], consumer: str | None = None) -> dict[str, int]:
         with self._cond:
             return {eid: self._pending[eid][2] for eid in entry_ids if eid in self._pending}
 

@@ -109,7 +109,7 @@ class StreamConsumer:
     # -- one batch
     def handle(self, entries: list[Entry], redelivered: bool = False) -> None:
         self.counts.batches += 1
-        deliveries = self.stream.deliveries([eid for eid, _ in entries]) if redelivered else {}
+        deliveries = self.stream.deliveries([eid for eid, _ in entries], self.name) if redelivered else {}
         valid: list[tuple[Entry, Event]] = []
         for entry in entries:
             eid, fields = entry
