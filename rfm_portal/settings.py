@@ -74,6 +74,7 @@ INSTALLED_APPS = [
     "churn",
     "uplift",
     "embeddings",
+    "streaming",
 ]
 
 MIDDLEWARE = [
@@ -189,7 +190,10 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": os.environ.get("CHANNELS_PREFIX", "rfm")},
+            # redis-py 8 defaults socket_timeout to 5 s, which aborts channels-redis' blocking BZPOPMIN
+            # (5 s) and drops every idle websocket (django/channels_redis#422): allow the wait.
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}],
+                       "prefix": os.environ.get("CHANNELS_PREFIX", "rfm")},
         }
     }
 else:
@@ -342,3 +346,21 @@ EMBEDDINGS = {
     "map_sample": int(os.environ.get("EMBEDDINGS_MAP_SAMPLE", 1500)),
 }
 LOGGING["loggers"]["faiss.loader"] = {"level": "WARNING"}  # faiss logs every CPU-feature probe at INFO
+# --- Streaming (streaming/): events → Redis Stream → consumer group → live risk feed ----------
+STREAM = {
+    "KEY": os.environ.get("STREAM_KEY", "rfm:events"),
+    "GROUP": os.environ.get("STREAM_GROUP", "rfm-consumers"),
+    "DEAD_LETTER_KEY": os.environ.get("STREAM_DEAD_LETTER_KEY", "rfm:events:dead"),
+    "DEAD_LETTER_MAXLEN": 100_000,  # approximate cap: dead letters are for inspection, never consumed
+    "BATCH": int(os.environ.get("STREAM_BATCH", 250)),  # entries per read, applied in one transaction
+    "BLOCK_MS": 100,  # how long a read waits for new entries
+    "LINGER_MS": int(os.environ.get("STREAM_LINGER_MS", 30)),  # then how long it waits to fill the batch
+    "CLAIM_IDLE_MS": int(os.environ.get("STREAM_CLAIM_IDLE_MS", 30_000)),  # then a dead consumer's entries move
+    "CLAIM_EVERY_S": float(os.environ.get("STREAM_CLAIM_EVERY_S", 5.0)),
+    "MAX_ATTEMPTS": 3,  # failures before an event goes to the dead-letter stream
+    "TRIM_EVERY_S": 10.0,
+    "FEED_TICK_S": float(os.environ.get("STREAM_FEED_TICK_S", 0.1)),  # feed messages batched per tick
+    "FEED_MAX_ITEMS": int(os.environ.get("STREAM_FEED_MAX_ITEMS", 100)),  # per message; the rest are counted
+    "SHARP_RISE": float(os.environ.get("STREAM_SHARP_RISE", 0.15)),  # probability points that make an alert
+    "EMBEDDED_RATE": float(os.environ.get("STREAM_EMBEDDED_RATE", 1.0)),  # events/s simulated by `make run`
+}

@@ -19,6 +19,7 @@ urlpatterns = [
     path("", include("churn.urls")),
     path("", include("uplift.urls")),
     path("", include("embeddings.urls")),
+    path("", include("streaming.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]
 

@@ -71,7 +71,8 @@ def test_embedded_default_runs_without_any_service(tmp_path):
 def test_compose_file_describes_production():
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     services = compose["services"]
-    assert set(services) == {"db", "redis", "web", "worker", "beat"}  # no stream consumer until it exists
+    assert set(services) == {"db", "redis", "web", "worker", "beat", "consumer"}
+    assert services["consumer"]["command"][:3] == ["python", "manage.py", "consume_stream"]
     assert services["db"]["image"].startswith("postgres:")
     assert services["redis"]["image"].startswith("redis:")
     web_command = " ".join(services["web"]["command"])

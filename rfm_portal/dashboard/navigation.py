@@ -53,7 +53,7 @@ CAPABILITIES: tuple[Capability, ...] = (
     ),
     Capability("audiences", "Audiences", "customers:audiences", "Saved customer selections for campaigns."),
     Capability("campaigns", "Campaigns", "dashboard:campaigns", "Rank, budget, message and export target lists."),
-    Capability("live", "Live feed", "dashboard:live", "At-risk customers as events stream in."),
+    Capability("live", "Live feed", "streaming:live", "At-risk customers as events stream in."),
     Capability("imports", "Imports", "customers:imports", "Transaction imports with their error reports."),
     Capability("jobs", "Jobs", "mlops:jobs", "Background work (training, imports) with live progress."),
     Capability("models", "Models", "mlops:models", "Every trained model version; promotion and rollback."),

@@ -109,6 +109,9 @@ class Command(BaseCommand):
             if embedded:
                 stack.enter_context(embedded_worker(celery_app, concurrency))
                 self.stdout.write(f"Embedded Celery worker started ({concurrency} threads, memory:// broker).")
+                from streaming.embedded import embedded_stream  # the Live feed's consumer + simulated events
+
+                stack.enter_context(embedded_stream())
             else:
                 self.stdout.write("Broker is external: run `celery -A rfm_portal worker` beside this server.")
             pool = settings.DATABASES["default"].get("OPTIONS", {}).get("pool")

@@ -1,0 +1,239 @@
+"""End-to-end streaming benchmark: producer → Redis Stream → consumer(s) → PostgreSQL → websocket.
+
+Everything on 127.0.0.1, in the caller's own database and Redis namespace (DATABASE_URL,
+REDIS_URL, CHANNELS_PREFIX; the database needs imported transactions and active churn and CLTV
+models, e.g. `manage.py setup_demo` once). For each consumer count and each target rate:
+
+1. a fresh stream (its own keys), daphne serving the portal on a loopback port, and one
+   logged-in websocket client on /ws/live/;
+2. ``N`` consumer processes (``manage.py consume_stream``);
+3. the simulator (``streaming.producer``, the same as ``simulate_stream``) XADDs events at the
+   target rate for ``--duration`` seconds, in pipelined chunks every 20 ms;
+4. ``STREAM_SHARP_RISE=-1`` makes every re-scored event a feed item (the worst case for the feed,
+   and it lets every event be timed): latency = websocket receive time − the XADD time in the
+   entry id (same machine clock). Also timed from the database: XADD → commit.
+
+Sustained rate = events applied / (last commit − first XADD); "kept up" when the consumers
+finished within 2 s of the producer. Capacity (``--backlog N``, first): N events queued before the
+consumers start, rate = N / (last commit − first commit). Rows written by the run are deleted afterwards.
+
+    .venv/bin/python bench/stream_bench.py [--consumers 1 2] [--rates 250 500 1000 2000] [--duration 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rfm_portal.settings")
+os.environ.setdefault("DEBUG", "1")
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
+
+
+def free_port(low: int, high: int) -> int:
+    for port in range(low, high):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+                return port
+            except OSError:
+                continue
+    raise RuntimeError("no free port")
+
+
+def wait_port(port: int, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 1).close()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"port {port} did not open")
+
+
+def run_once(n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int,
+             backlog: int = 0) -> dict:
+    import websocket
+    from django.db.models import Max, Min
+
+    from rfm_portal.customers.models import Customer, Transaction
+    from streaming.backends import RedisStream, entry_ms
+    from streaming.events import encode
+    from streaming.models import LiveRisk, RiskChange, StreamEvent
+    from streaming.producer import Simulator, load_history
+
+    tag = uuid.uuid4().hex[:8]
+    keys = {"STREAM_KEY": f"bench:{tag}:events", "STREAM_DEAD_LETTER_KEY": f"bench:{tag}:dead",
+            "STREAM_GROUP": "bench", "STREAM_SHARP_RISE": "-1", "STREAM_FEED_MAX_ITEMS": "1000000",
+            "STREAM_BATCH": str(batch)}
+    env = {**os.environ, **keys}
+    stream = RedisStream(os.environ["REDIS_URL"], keys["STREAM_KEY"], "bench", keys["STREAM_DEAD_LETTER_KEY"])
+    stream.ensure_group()
+    base_customers = set(Customer.objects.values_list("pk", flat=True))
+    history, clock_start = load_history()
+    sim = Simulator(history, clock_start, seed=7)
+    if backlog:  # capacity: the whole backlog is in the stream before any consumer starts
+        for start in range(0, backlog, 1000):
+            stream.add([encode(ev) for ev in sim.events(min(1000, backlog - start))])
+    procs = [subprocess.Popen([PYTHON, "manage.py", "consume_stream", "--consumer", f"bench-{i}"], cwd=ROOT, env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_consumers)]
+    latencies: list[float] = []
+    received = threading.Event()
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/live/", cookie=f"sessionid={session}",
+                                     origin=f"http://127.0.0.1:{port}", timeout=2)
+    ws.recv()  # the snapshot
+
+    def listen() -> None:
+        while not received.is_set():
+            try:
+                opcode, raw = ws.recv_data()
+            except websocket.WebSocketTimeoutException:
+                continue
+            except Exception as error:
+                print(f"websocket closed: {error!r}", file=sys.stderr)
+                return
+            now = time.time() * 1000
+            if opcode != websocket.ABNF.OPCODE_TEXT:
+                print(f"websocket frame {opcode}: {raw[:200]!r}", file=sys.stderr)
+                if opcode == websocket.ABNF.OPCODE_CLOSE:
+                    return
+                continue
+            for alert in json.loads(raw).get("alerts", []):
+                if alert.get("entry_id"):
+                    latencies.append(now - entry_ms(alert["entry_id"]))
+
+    listener = threading.Thread(target=listen, daemon=True)
+    listener.start()
+    if not backlog:
+        time.sleep(3)  # consumers loading models
+    sent, start = backlog, time.monotonic()
+    first_ms = None
+    while not backlog and (elapsed := time.monotonic() - start) < duration:
+        due = min(int(rate * elapsed) + 1, int(rate * duration)) - sent
+        if due > 0:
+            ids = stream.add([encode(ev) for ev in sim.events(due)])
+            first_ms = first_ms or entry_ms(ids[0])
+            sent += due
+        time.sleep(0.02)
+    produced_s = time.monotonic() - start
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        s = stream.stats()
+        if s.lag == 0 and s.pending == 0:
+            break
+        time.sleep(0.2)
+    drained_after = time.monotonic() - start - produced_s
+    time.sleep(0.5)
+    received.set()
+    ws.close()
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    for p in procs:
+        p.wait(30)
+    stats = stream.stats()
+    runs = StreamEvent.objects.filter(consumer__startswith="bench-", stream_entry_id__gte="")
+    agg = runs.aggregate(first=Min("processed_at"), last=Max("processed_at"))
+    applied = runs.count()
+    commit_lat = np.array([p.timestamp() * 1000 - entry_ms(e) for e, p in runs.values_list("stream_entry_id",
+                                                                                           "processed_at")])
+    if backlog:  # consumer capacity: from the first commit to the last
+        span = (agg["last"] - agg["first"]).total_seconds() * 1000 if applied > 1 else float("nan")
+    else:
+        span = agg["last"].timestamp() * 1000 - first_ms if applied else float("nan")
+    lat = np.array(latencies)
+    result = {
+        "consumers": n_consumers, "target_rate": rate, "backlog": backlog, "sent": sent, "applied": applied,
+        "feed_items": len(lat), "dead_letters": stats.dead_letters,
+        "sustained_eps": applied / (span / 1000) if applied else 0.0, "kept_up": drained_after <= 2.0,
+        "drain_after_s": round(drained_after, 1), "produced_s": round(produced_s, 1),
+        "ws_p50_ms": float(np.percentile(lat, 50)) if len(lat) else None,
+        "ws_p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
+        "commit_p50_ms": float(np.percentile(commit_lat, 50)) if len(commit_lat) else None,
+        "commit_p99_ms": float(np.percentile(commit_lat, 99)) if len(commit_lat) else None,
+    }
+    # clean up what the run wrote, so runs stay comparable
+    RiskChange.objects.all().delete()
+    LiveRisk.objects.all().delete()
+    StreamEvent.objects.all().delete()
+    Transaction.objects.filter(import_job__isnull=True).delete()
+    Customer.objects.exclude(pk__in=base_customers).delete()
+    stream.delete()
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--consumers", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--rates", type=float, nargs="+", default=[250, 500, 1000, 2000])
+    parser.add_argument("--duration", type=float, default=20.0)
+    parser.add_argument("--batch", type=int, default=250)
+    parser.add_argument("--backlog", type=int, default=5000,
+                        help="first measure capacity: drain this many queued events (0: skip)")
+    parser.add_argument("--port-range", default="18600-18699")
+    args = parser.parse_args()
+    for name in ("DATABASE_URL", "REDIS_URL"):
+        if not os.environ.get(name):
+            sys.exit(f"set {name} (your own database and Redis db)")
+
+    import django
+
+    django.setup()
+    from django.contrib.sessions.backends.db import SessionStore
+
+    from rfm_portal.accounts.models import User
+
+    user, _ = User.objects.get_or_create(username="stream-bench", defaults={"role": User.Role.ANALYST})
+    session = SessionStore()
+    session["_auth_user_id"] = str(user.pk)
+    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_hash"] = user.get_session_auth_hash()
+    session.create()
+    low, high = (int(x) for x in args.port_range.split("-"))
+    port = free_port(low, high + 1)
+    server_log = open(ROOT / "var" / "stream_bench_daphne.log", "w")
+    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                               "rfm_portal.asgi:application"], cwd=ROOT, env=dict(os.environ),
+                              stdout=server_log, stderr=subprocess.STDOUT)
+    results = []
+    try:
+        wait_port(port)
+        for n in args.consumers:
+            if args.backlog:
+                r = run_once(n, 0, 0, port, session.session_key, args.batch, backlog=args.backlog)
+                results.append(r)
+                print(json.dumps(r), flush=True)
+            for rate in args.rates:
+                r = run_once(n, rate, args.duration, port, session.session_key, args.batch)
+                results.append(r)
+                print(json.dumps(r), flush=True)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(30)
+        session.delete()
+    print("\n| consumers | target events/s | sustained events/s | kept up | XADD→websocket p50 / p99 | "
+          "XADD→commit p50 / p99 |")
+    print("|---|---|---|---|---|---|")
+    for r in results:
+        ws = f"{r['ws_p50_ms']:.0f} / {r['ws_p99_ms']:.0f} ms" if r["ws_p50_ms"] is not None else "–"
+        cm = f"{r['commit_p50_ms']:.0f} / {r['commit_p99_ms']:.0f} ms" if r["commit_p50_ms"] is not None else "–"
+        target = f"backlog of {r['backlog']:,}" if r["backlog"] else f"{r['target_rate']:.0f}"
+        print(f"| {r['consumers']} | {target} | {r['sustained_eps']:.0f} | "
+              f"{'yes' if r['kept_up'] else 'no (+' + str(r['drain_after_s']) + ' s)'} | {ws} | {cm} |")
+
+
+if __name__ == "__main__":
+    main()
