@@ -72,6 +72,8 @@ INSTALLED_APPS = [
     "segmentation",
     "cltv",
     "churn",
+    "uplift",
+    "embeddings",
 ]
 
 MIDDLEWARE = [
@@ -194,9 +196,18 @@ CELERY_TIMEZONE = TIME_ZONE
 # Scheduled retraining (celery beat); each capability keeps its entries beside its tasks.
 from churn.schedule import CHURN_BEAT_SCHEDULE  # noqa: E402
 from cltv.schedule import CLTV_BEAT_SCHEDULE  # noqa: E402
+from embeddings.schedule import EMBEDDINGS_BEAT_SCHEDULE  # noqa: E402
 from segmentation.schedule import SEGMENTATION_BEAT_SCHEDULE  # noqa: E402
 
 CELERY_BEAT_SCHEDULE: dict = {**SEGMENTATION_BEAT_SCHEDULE, **CLTV_BEAT_SCHEDULE, **CHURN_BEAT_SCHEDULE}
+from uplift.schedule import UPLIFT_BEAT_SCHEDULE  # noqa: E402
+
+CELERY_BEAT_SCHEDULE.update(UPLIFT_BEAT_SCHEDULE)
+# Uplift profit targeting defaults (per contacted customer; margin = share of revenue kept). Changeable on the page.
+UPLIFT_CONTACT_COST = float(os.environ.get("UPLIFT_CONTACT_COST", 0.25))
+UPLIFT_INCENTIVE_COST = float(os.environ.get("UPLIFT_INCENTIVE_COST", 2.0))
+UPLIFT_MARGIN = float(os.environ.get("UPLIFT_MARGIN", 0.4))
+CELERY_BEAT_SCHEDULE.update(EMBEDDINGS_BEAT_SCHEDULE)
 
 # --- REST ---------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -248,3 +259,16 @@ LOGGING = {
 
 # Product settings
 IMPORT_ERROR_REPORT_LIMIT = 1000  # bad lines kept on an ImportJob; the count is always exact
+
+# Lookalikes (Customer2Vec + FAISS); see embeddings/pipeline.py EmbeddingConfig for the meaning of each.
+EMBEDDINGS = {
+    "dim": int(os.environ.get("EMBEDDINGS_DIM", 32)),
+    "epochs": int(os.environ.get("EMBEDDINGS_EPOCHS", 15)),
+    "negatives": int(os.environ.get("EMBEDDINGS_NEGATIVES", 5)),
+    "seed": int(os.environ.get("EMBEDDINGS_SEED", 7)),
+    "threads": int(os.environ.get("EMBEDDINGS_THREADS", 1)),  # fixed: training is deterministic per seed
+    "exact_index_max": int(os.environ.get("EMBEDDINGS_EXACT_INDEX_MAX", 50_000)),
+    "map_method": os.environ.get("EMBEDDINGS_MAP_METHOD", "tsne"),
+    "map_sample": int(os.environ.get("EMBEDDINGS_MAP_SAMPLE", 1500)),
+}
+LOGGING["loggers"]["faiss.loader"] = {"level": "WARNING"}  # faiss logs every CPU-feature probe at INFO

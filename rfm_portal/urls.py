@@ -17,5 +17,7 @@ urlpatterns = [
     path("", include("segmentation.urls")),
     path("", include("cltv.urls")),
     path("", include("churn.urls")),
+    path("", include("uplift.urls")),
+    path("", include("embeddings.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]

@@ -300,9 +300,10 @@ def build_features(
         "ipt_std_days": ipt_std,
         "gap_ratio": recency / np.maximum(ipt_mean, 1.0),
         "purchases_90d": purchases_90d.astype(np.int64),
-        "spend_90d": spend_90d,
+        # float even when no purchase falls in a window (np.bincount of nothing returns int64 zeros)
+        "spend_90d": spend_90d.astype(np.float64),
         "purchases_trend": (purchases_90d - purchases_prev).astype(np.int64),
-        "spend_trend": spend_90d - spend_prev,
+        "spend_trend": (spend_90d - spend_prev).astype(np.float64),
         "return_count": return_count.astype(np.int64),
         "return_share": return_share,
         "category_count": category_count.astype(np.int64),
@@ -471,3 +472,30 @@ def features_to_payload(features: pd.DataFrame) -> list[dict[str, Any]]:
                 rec[name] = float(value)
         out.append(rec)
     return out
+
+
+def build_features_at(
+    transactions: pd.DataFrame,
+    cutoffs: pd.Series,
+    customers: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Features of each customer as of *their own* cut-off (``cutoffs``: customer_id → timestamp).
+
+    Customers are grouped by cut-off and :func:`build_features` runs once per distinct cut-off on
+    those customers' transactions only, so a campaign sent on one day (the usual case) costs one
+    vectorised pass, and a campaign sent over many days costs one pass per send day. Same columns
+    and rules as :func:`build_features` (strictly before the cut-off); customers with no purchase
+    before their cut-off are absent. Indexed by customer_id, sorted.
+    """
+    if cutoffs.empty:
+        return empty_features(customers is not None and "p_alive" in customers.columns, customers is not None)
+    cut = pd.to_datetime(cutoffs, utc=True)
+    tx_ids = transactions["customer_id"]
+    frames = []
+    for when, ids in cut.groupby(cut).groups.items():
+        wanted = pd.Index(ids)
+        mask = tx_ids.isin(wanted).to_numpy()
+        cust = None if customers is None else customers[customers["customer_id"].isin(wanted)]
+        frames.append(build_features(transactions.loc[mask], pd.Timestamp(when), cust))
+    out = pd.concat(frames) if len(frames) > 1 else frames[0]
+    return out.sort_index(kind="stable")

@@ -6,6 +6,8 @@ Pure: numpy and pandas only, no Django. ``generate`` draws everything from one
 The generative model (time is measured in days from ``start``; see ``GeneratorParams``):
 
 1. **Acquisition.** Customer i makes a first purchase at t0_i ~ Uniform(0, acquisition_share × window).
+   With ``acquisition_share`` = 1 acquisition is continuous: new customers keep arriving to the end of
+   the window (so recent first-time buyers exist); those acquired after the campaign is sent are not in it.
 2. **Purchases and dropout: BG/NBD** (Fader, Hardie & Lee 2005). λ_i ~ Gamma(shape r, rate α) purchases
    per day; p_i ~ Beta(a, b). While alive, inter-purchase times are Exponential(λ_i). After each *repeat*
    purchase the customer drops out for good with probability p_i (so nobody drops out at the first
@@ -24,7 +26,7 @@ The generative model (time is measured in days from ``start``; see ``GeneratorPa
    standardised log λ and log ν. So clusters differ in frequency and spend level (e.g. "Kitchen
    regulars" buy often and cheaply, "Gift buyers" rarely and dearly; see ``TASTE_CLUSTERS``) and
    a segmentation on RFM + category mix can recover them, while λ ~ Gamma(r, α) still holds overall.
-6. **Campaign.** At ``campaign_at`` × window (every customer is acquired before it), each customer is
+6. **Campaign.** At ``campaign_at`` × window, each customer acquired before it is
    treated with probability 1/2, independently of everything. Outcome: converted = at least one
    purchase in [sent_at, sent_at + outcome_window_days); revenue = the gross value of those invoices.
    The conversion *is* a transaction in the data. Baseline (untreated) conversion probability is
@@ -156,7 +158,7 @@ class GeneratorParams:
     p: float = 4.0
     q: float = 4.0
     gamma: float = 25.0
-    acquisition_share: float = 2 / 3  # first purchases spread uniformly over this share of the window
+    acquisition_share: float = 2 / 3  # first purchases spread uniformly over this share of the window (1 = continuous)
     campaign_at: float = 0.75  # the campaign is sent this far through the window
     outcome_window_days: int = 30
     return_rate: float = 0.02  # share of invoices partly returned
@@ -279,8 +281,8 @@ def generate(
     params = params or GeneratorParams()
     if n_customers < 1:
         raise ValueError("n_customers must be at least 1")
-    if not 0 < params.acquisition_share < params.campaign_at < 1:
-        raise ValueError("need 0 < acquisition_share < campaign_at < 1: everyone is a customer at send time")
+    if not (0 < params.acquisition_share <= 1 and 0 < params.campaign_at < 1):
+        raise ValueError("need 0 < acquisition_share ≤ 1 and 0 < campaign_at < 1")
     rng = np.random.default_rng(seed)
     n = n_customers
     horizon = float((end - start).days + 1)
@@ -310,11 +312,12 @@ def generate(
 
     # --- Campaign: state at send, true effect, random assignment, consistent outcome.
     before = t < send
+    in_campaign = t0 < send  # customers acquired later are simply not in the campaign
     frequency_at_send = np.bincount(cust[before], minlength=n)
     last_before = np.full(n, -np.inf)
     np.maximum.at(last_before, cust[before], t[before])
-    recency_at_send = send - last_before  # everyone bought before send (t0 < send)
-    alive_at_send = np.isnan(dropout) | (dropout >= send)
+    recency_at_send = np.where(in_campaign, send - last_before, np.nan)
+    alive_at_send = in_campaign & (np.isnan(dropout) | (dropout >= send))
     baseline = np.where(alive_at_send, 1.0 - np.exp(-lam * window), 0.0)
     shift = np.array([c.uplift_shift for c in TASTE_CLUSTERS])[cluster]
     sleeping_dog = (recency_at_send <= treatment.sleeping_dog_recency_days) & (
@@ -327,7 +330,8 @@ def generate(
         - treatment.sleeping_dog_penalty * sleeping_dog
     )
     tau = np.where(alive_at_send, np.clip(tau_raw, -baseline, 1.0 - baseline), 0.0)
-    treated = rng.random(n) < 0.5
+    tau = np.where(in_campaign, tau, np.nan)  # no effect is defined for customers not in the campaign
+    treated = (rng.random(n) < 0.5) & in_campaign
     in_window = (t >= send) & (t < send + window)
     natural_conversion = np.bincount(cust[in_window], minlength=n) > 0
     u_effect = rng.random(n)
@@ -415,12 +419,12 @@ def generate(
     campaign_name = f"offer-{pd.Timestamp(sent_at):%Y-%m}"
     campaigns = pd.DataFrame(
         {
-            "customer_id": customer_ids,
+            "customer_id": customer_ids[in_campaign],
             "campaign": campaign_name,
-            "treated": treated.astype(np.int64),
-            "converted": converted.astype(np.int64),
-            "revenue": revenue,
-            "sent_at": np.full(n, sent_at),
+            "treated": treated[in_campaign].astype(np.int64),
+            "converted": converted[in_campaign].astype(np.int64),
+            "revenue": revenue[in_campaign],
+            "sent_at": np.full(int(in_campaign.sum()), sent_at),
         }
     )
 
@@ -486,6 +490,7 @@ def generate(
             "return_lines": int(returning.size),
             "products": len(products),
             "treated": int(treated.sum()),
+            **({} if in_campaign.all() else {"not_in_campaign": int((~in_campaign).sum())}),
             "converted": int(converted.sum()),
             "alive_at_cutoff": int((~gone).sum()),
             "campaign_churned": int(annoyed.sum()),

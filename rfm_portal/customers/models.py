@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.conf import settings
 from django.db import models
+from django.db.models.functions import Lower
 
 
 class Customer(models.Model):
@@ -120,3 +121,51 @@ class ImportJob(models.Model):
 
     def __str__(self) -> str:
         return f"Import {self.pk} {self.file_name} ({self.status})"
+
+
+class Audience(models.Model):
+    """A named, saved selection of customers: a filter over the customer table or a fixed list.
+
+    The lookalike builder, the customer table and the campaign planner create and use them;
+    ``customers.selectors.audience_customer_ids`` resolves either kind to customer ids.
+    """
+
+    class Kind(models.TextChoices):
+        FILTER = "filter", "Filter"
+        FIXED = "fixed", "Fixed list"
+
+    name = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=8, choices=Kind.choices)
+    filter = models.JSONField(default=dict, blank=True, help_text="filter audiences: {key: value}, see audiences.py")
+    source = models.CharField(max_length=255, blank=True, help_text='e.g. "lookalike of segment Champions"')
+    size = models.PositiveIntegerField(default=0, help_text="members when saved (filter audiences: when last resolved)")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(Lower("name"), name="audience_name_unique_ci")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class AudienceMember(models.Model):
+    """A customer in a fixed-list audience, with its rank and score in the list that made it (e.g. similarity)."""
+
+    audience = models.ForeignKey(Audience, on_delete=models.CASCADE, related_name="members", db_index=False)
+    customer = models.ForeignKey(Customer, on_delete=models.CASCADE, related_name="audience_memberships")
+    rank = models.PositiveIntegerField()
+    score = models.FloatField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["audience", "rank"]
+        constraints = [
+            models.UniqueConstraint(fields=["audience", "customer"], name="one_membership_per_audience_customer")
+        ]
+        indexes = [models.Index(fields=["audience", "rank"], name="audience_member_rank")]
+
+    def __str__(self) -> str:
+        return f"{self.audience_id}:{self.customer_id}"

@@ -164,3 +164,42 @@ def customer_campaigns(customer: Customer) -> QuerySet[CampaignHistory]:
 
 def recent_imports(limit: int = 50) -> QuerySet[ImportJob]:
     return ImportJob.objects.select_related("created_by").order_by("-created_at", "-id")[:limit]
+
+
+# --- Audiences -----------------------------------------------------------------------------
+
+
+def audience_list() -> QuerySet:
+    from .models import Audience
+
+    return Audience.objects.select_related("created_by").order_by("-created_at", "-id")
+
+
+def audience_get(pk: int):
+    from .models import Audience
+
+    return Audience.objects.select_related("created_by").filter(pk=pk).first()
+
+
+def audience_customers(audience) -> QuerySet[Customer]:
+    """The audience's customers now: a filter is applied to today's customer table; a fixed list in rank order."""
+    from .audiences import apply_filter
+
+    if audience.kind == audience.Kind.FIXED:
+        return Customer.objects.filter(audience_memberships__audience=audience).order_by(
+            "audience_memberships__rank")
+    return apply_filter(Customer.objects.all(), audience.filter).order_by("external_id")
+
+
+def audience_customer_ids(audience) -> list[int]:
+    """Customer pks of an audience (fixed lists in rank order)."""
+    return list(audience_customers(audience).values_list("pk", flat=True))
+
+
+def audience_member_rows(audience):
+    """(external_id, country, rank, score) per member, for the CSV export."""
+    if audience.kind == audience.Kind.FIXED:
+        return audience.members.order_by("rank").values_list(
+            "customer__external_id", "customer__country", "rank", "score").iterator(chunk_size=5000)
+    rows = audience_customers(audience).values_list("external_id", "country").iterator(chunk_size=5000)
+    return ((eid, country, rank, None) for rank, (eid, country) in enumerate(rows, start=1))

@@ -553,3 +553,123 @@ def _write_campaigns_orm(valid: pd.DataFrame, job: ImportJob) -> int:
     ]
     CampaignHistory.objects.bulk_create(objects, batch_size=ORM_BATCH_SIZE, ignore_conflicts=True)
     return campaigns.count() - before
+
+
+# --- Audiences -----------------------------------------------------------------------------
+
+AUDIENCE_MAX_MEMBERS = 1_000_000
+
+
+def _can_change_audience(audience, user) -> bool:
+    from rfm_portal.accounts.permissions import is_portal_admin
+
+    return is_portal_admin(user) or (audience.created_by_id is not None and audience.created_by_id == user.pk)
+
+
+def _clean_audience_name(name: str, exclude_pk: int | None = None) -> str:
+    from .audiences import AudienceError
+    from .models import Audience
+
+    name = (name or "").strip()
+    if not name:
+        raise AudienceError("An audience needs a name.")
+    if len(name) > 120:
+        raise AudienceError("Names are at most 120 characters.")
+    clash = Audience.objects.filter(name__iexact=name)
+    if exclude_pk is not None:
+        clash = clash.exclude(pk=exclude_pk)
+    if clash.exists():
+        raise AudienceError(f"An audience called {name!r} already exists; choose another name.")
+    return name
+
+
+def audience_create(
+    *,
+    name: str,
+    kind: str,
+    user=None,
+    description: str = "",
+    source: str = "",
+    filter: dict | None = None,
+    customer_ids: Sequence[int] | None = None,
+    scores: Sequence[float | None] | None = None,
+):
+    """Save an audience. ``kind="filter"`` stores ``filter`` (validated keys, see audiences.py);
+    ``kind="fixed"`` stores ``customer_ids`` (Customer pks, in rank order, duplicates dropped) with
+    optional per-member ``scores``. All or nothing."""
+    from .audiences import AudienceError, apply_filter, clean_filter
+    from .models import Audience, AudienceMember
+
+    name = _clean_audience_name(name)
+    if kind == Audience.Kind.FILTER:
+        if customer_ids:
+            raise AudienceError("A filter audience has no fixed members.")
+        spec = clean_filter(filter or {})
+        with transaction.atomic():
+            audience = Audience.objects.create(
+                name=name, description=description, kind=kind, filter=spec, source=source[:255],
+                created_by=_real_user(user), size=apply_filter(Customer.objects.all(), spec).count())
+        return audience
+    if kind != Audience.Kind.FIXED:
+        raise AudienceError(f"Unknown audience kind {kind!r}: use 'filter' or 'fixed'.")
+    if filter:
+        raise AudienceError("A fixed-list audience has no filter.")
+    ids = list(dict.fromkeys(int(i) for i in (customer_ids or [])))
+    if not ids:
+        raise AudienceError("A fixed-list audience needs at least one customer.")
+    if len(ids) > AUDIENCE_MAX_MEMBERS:
+        raise AudienceError(f"At most {AUDIENCE_MAX_MEMBERS:,} customers per audience.")
+    if scores is not None and len(scores) != len(customer_ids or []):
+        raise AudienceError("One score per customer id, or none.")
+    score_of = dict(zip([int(i) for i in customer_ids or []], scores, strict=True)) if scores is not None else {}
+    known = set()
+    for chunk in _chunks(ids, 10_000):
+        known.update(Customer.objects.filter(pk__in=chunk).values_list("pk", flat=True))
+    missing = [i for i in ids if i not in known]
+    if missing:
+        raise AudienceError(f"{len(missing)} customer id(s) do not exist, e.g. {missing[:5]}.")
+    with transaction.atomic():
+        audience = Audience.objects.create(name=name, description=description, kind=kind, source=source[:255],
+                                           created_by=_real_user(user), size=len(ids))
+        AudienceMember.objects.bulk_create(
+            [AudienceMember(audience=audience, customer_id=cid, rank=rank, score=score_of.get(cid))
+             for rank, cid in enumerate(ids, start=1)],
+            batch_size=ORM_BATCH_SIZE,
+        )
+    return audience
+
+
+def audience_update(audience, *, user, name: str | None = None, description: str | None = None,
+                    filter: dict | None = None):
+    """Rename, re-describe or (filter audiences) change the filter. Owner or admin only."""
+    from django.core.exceptions import PermissionDenied
+
+    from .audiences import AudienceError, apply_filter, clean_filter
+
+    if not _can_change_audience(audience, user):
+        raise PermissionDenied("Only the audience's creator or an admin can change it.")
+    fields = []
+    if name is not None:
+        audience.name = _clean_audience_name(name, exclude_pk=audience.pk)
+        fields.append("name")
+    if description is not None:
+        audience.description = description
+        fields.append("description")
+    if filter is not None:
+        if audience.kind != audience.Kind.FILTER:
+            raise AudienceError("Only a filter audience has a filter.")
+        audience.filter = clean_filter(filter)
+        audience.size = apply_filter(Customer.objects.all(), audience.filter).count()
+        fields += ["filter", "size"]
+    if fields:
+        audience.save(update_fields=[*fields, "updated_at"])
+    return audience
+
+
+def audience_delete(audience, *, user) -> None:
+    """Delete an audience (its members go with it). Owner or admin only."""
+    from django.core.exceptions import PermissionDenied
+
+    if not _can_change_audience(audience, user):
+        raise PermissionDenied("Only the audience's creator or an admin can delete it.")
+    audience.delete()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api, import_views, views
+from . import api, audience_views, import_views, views
 
 app_name = "customers"
 
@@ -11,4 +11,7 @@ urlpatterns = [
     path("imports/upload/", import_views.import_upload, name="import-upload"),
     path("imports/<int:pk>/", views.import_detail, name="import-detail"),
     path("api/imports/", api.import_create_api, name="api-imports"),
+    path("audiences/", audience_views.audience_list, name="audiences"),
+    path("audiences/members.csv", audience_views.audience_csv, name="audience-csv"),
+    path("audiences/delete/", audience_views.audience_delete, name="audience-delete"),
 ]

@@ -78,8 +78,11 @@ def test_same_seed_same_data_different_seed_different_data():
 def test_bad_arguments_are_refused():
     with pytest.raises(ValueError):
         gen.generate(0, 1)
+    # Acquisition may continue after the campaign (continuous acquisition), but not beyond the window.
     with pytest.raises(ValueError):
-        gen.generate(10, 1, params=gen.GeneratorParams(acquisition_share=0.8, campaign_at=0.75))
+        gen.generate(10, 1, params=gen.GeneratorParams(acquisition_share=1.2, campaign_at=0.75))
+    with pytest.raises(ValueError):
+        gen.generate(10, 1, params=gen.GeneratorParams(acquisition_share=0.0))
 
 
 def test_products_catalogue(data):

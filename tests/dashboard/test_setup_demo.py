@@ -14,12 +14,13 @@ from rfm_portal.mlops.models import ModelVersion
 @pytest.mark.django_db
 def test_setup_demo_loads_sample_trains_models_and_prints_working_logins(settings, tmp_path):
     settings.VAR_DIR = tmp_path
+    settings.EMBEDDINGS = {**settings.EMBEDDINGS, "epochs": 3, "map_method": "pca"}  # keep the suite fast
     first = StringIO()
     call_command("setup_demo", stdout=first)
 
     assert Transaction.objects.count() == 29_343  # data/sample.csv, see data/README.md
     assert CampaignHistory.objects.count() == 3_000
-    for kind in ("segmentation", "cltv", "churn"):
+    for kind in ("segmentation", "cltv", "churn", "embeddings"):
         assert ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).count() == 1
     logins = json.loads((tmp_path / "demo_logins.json").read_text())
     output = first.getvalue()

@@ -29,6 +29,12 @@ class Command(BaseCommand):
         )
         parser.add_argument("--out", default=None, help="output directory (default: the project's data/)")
         parser.add_argument(
+            "--continuous-acquisition",
+            action="store_true",
+            help="new customers keep arriving to the end of the window (those acquired after the campaign are "
+            "not in it); default: all acquired in the first two thirds, as in the committed sample",
+        )
+        parser.add_argument(
             "--import",
             dest="do_import",
             action="store_true",
@@ -36,6 +42,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, customers: int, seed: int, start: date, end: date, out, do_import: bool, **options):
+        params = generator.GeneratorParams(acquisition_share=1.0) if options.get("continuous_acquisition") else None
         # call_command(start="2024-01-01") passes the string through without argparse's conversion.
         start, end = (value if isinstance(value, date) else date.fromisoformat(value) for value in (start, end))
         if customers < 1:
@@ -44,7 +51,7 @@ class Command(BaseCommand):
             raise CommandError("--end must be after --start.")
         began = time.perf_counter()
         try:
-            data = generator.generate(customers, seed, start=start, end=end)
+            data = generator.generate(customers, seed, start=start, end=end, params=params)
         except ValueError as exc:
             raise CommandError(str(exc)) from None
         paths = generator.write_outputs(data, Path(out) if out else settings.DATA_DIR)

@@ -45,9 +45,11 @@ class Command(BaseCommand):
         """Train each capability once, so the demo opens with real results; later runs reuse them."""
         from churn.services import train_churn_model
         from cltv.services import train_cltv_model
+        from embeddings.services import train_embeddings_model
         from segmentation.services import train_segmentation
 
         trainers = (("segmentation", train_segmentation), ("cltv", train_cltv_model), ("churn", train_churn_model))
+        trainers += (("embeddings", train_embeddings_model),)
         for kind, train in trainers:
             active = active_version(kind)
             if active is not None:

@@ -1,0 +1,14 @@
+from django.apps import AppConfig
+
+
+class EmbeddingsConfig(AppConfig):
+    name = "embeddings"
+    label = "embeddings"
+    verbose_name = "Lookalikes (Customer2Vec)"
+
+    def ready(self) -> None:
+        from rfm_portal.customers.panels import register_customer_panel
+
+        from .views import customer_panel_context
+
+        register_customer_panel(order=40, template="embeddings/customer_panel.html", build=customer_panel_context)

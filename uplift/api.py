@@ -1,0 +1,261 @@
+"""POST /uplift_score: the effect of contact per customer for CRMs (API key) and portal users (session)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import math
+from typing import Any
+
+import pandas as pd
+from django.contrib.auth.decorators import login_not_required
+from drf_spectacular.utils import OpenApiExample, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from rfm_portal.customers.features import FeatureError, features_from_payload
+from rfm_portal.customers.models import Customer
+from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
+from uplift import services
+from uplift.pipeline import ProfitInputs, UpliftModel
+
+logger = logging.getLogger(__name__)
+
+MAX_BATCH = 10_000
+MAX_MONEY = 1_000_000.0
+MAX_FEATURE_MAGNITUDE = 1e9  # no real customer has a billion orders, days or pounds in one feature
+EARLIEST_AS_OF = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+LATEST_AS_OF = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
+NO_MODEL = ("No uplift model is active yet, so nothing can be scored. An admin can train one on the Uplift page "
+            "(or run `manage.py train_uplift`).")
+
+
+class FiniteFloatField(serializers.FloatField):
+    """A float that must be finite (no NaN/Infinity, also not as strings) and within bounds."""
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            raise serializers.ValidationError("Must be a finite number (not NaN or infinity).")
+        return value
+
+
+class BoundedDateTimeField(serializers.DateTimeField):
+    def to_internal_value(self, value: Any) -> dt.datetime:
+        parsed = super().to_internal_value(value)
+        aware = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
+        if not EARLIEST_AS_OF <= aware < LATEST_AS_OF:
+            raise serializers.ValidationError(f"Must be between {EARLIEST_AS_OF.date()} and {LATEST_AS_OF.date()}.")
+        return parsed
+
+
+class StrictSerializer(serializers.Serializer):
+    """Rejects keys it does not declare (a typo must not silently fall back to a default)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
+        return super().to_internal_value(data)
+
+
+class UpliftScoreInputSerializer(StrictSerializer):
+    customer_id = serializers.CharField(required=False, max_length=64, help_text="One customer's external id.")
+    customer_ids = serializers.ListField(
+        child=serializers.CharField(max_length=64), required=False, allow_empty=False,
+        help_text=f"Up to {MAX_BATCH:,} external ids; features are built from their transactions before as_of.",
+    )
+    features = serializers.JSONField(
+        required=False,
+        help_text=f"One feature record (object) or up to {MAX_BATCH:,} (list), each with every model feature "
+        "(recency_days, frequency, monetary, …); customer_id and country optional.",
+    )
+    as_of = BoundedDateTimeField(
+        required=False,
+        help_text="Feature cut-off for customer ids (default: the day after the last imported transaction).",
+    )
+    contact_cost = FiniteFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
+                                    help_text="Cost of one contact (default from settings).")
+    incentive_cost = FiniteFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
+                                      help_text="Cost of the incentive, paid when the customer buys.")
+    margin = FiniteFloatField(required=False, min_value=0.0, max_value=1.0,
+                              help_text="Share of revenue kept as profit (0–1).")
+
+    def validate_customer_ids(self, value: list[str]) -> list[str]:
+        if len(value) > MAX_BATCH:
+            raise serializers.ValidationError(f"At most {MAX_BATCH:,} customer ids per request, got {len(value):,}.")
+        return list(dict.fromkeys(value))
+
+    def validate_features(self, value: Any) -> pd.DataFrame:
+        if not isinstance(value, (dict, list)):
+            raise serializers.ValidationError("Must be an object (one record) or a list of objects.")
+        if isinstance(value, list) and len(value) > MAX_BATCH:
+            raise serializers.ValidationError(f"At most {MAX_BATCH:,} feature records per request, got {len(value):,}.")
+        try:
+            frame = features_from_payload(value)
+        except FeatureError as error:
+            raise serializers.ValidationError(str(error)) from None
+        numeric = frame.select_dtypes("number")
+        too_big = numeric.columns[(numeric.abs() > MAX_FEATURE_MAGNITUDE).any()].tolist()
+        if too_big:
+            raise serializers.ValidationError(
+                f"{', '.join(too_big)}: values beyond ±{MAX_FEATURE_MAGNITUDE:.0e} are not plausible.")
+        return frame
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [k for k in ("customer_id", "customer_ids", "features") if k in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError("Give exactly one of customer_id, customer_ids or features.")
+        if "as_of" in attrs and "features" in attrs:
+            raise serializers.ValidationError({"as_of": ["Only applies to customer ids, not to a feature payload."]})
+        return attrs
+
+
+class ModelVersionRefSerializer(serializers.Serializer):
+    kind = serializers.CharField()
+    version = serializers.IntegerField()
+    id = serializers.IntegerField()
+    learner = serializers.CharField(help_text="causal_forest or t_learner")
+
+
+class ProfitInputsSerializer(serializers.Serializer):
+    contact_cost = serializers.FloatField()
+    incentive_cost = serializers.FloatField()
+    margin = serializers.FloatField()
+
+
+class UpliftResultSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    uplift = serializers.FloatField(help_text="Effect of contact on P(buy in the outcome window); 0.08 = +8 points.")
+    uplift_low = serializers.FloatField(help_text="95 % interval, lower end.")
+    uplift_high = serializers.FloatField(help_text="95 % interval, upper end.")
+    baseline = serializers.FloatField(help_text="P(buy in the outcome window) without contact.")
+    revenue_uplift = serializers.FloatField(help_text="Effect of contact on revenue in the outcome window.")
+    group = serializers.ChoiceField(choices=["persuadable", "sure_thing", "lost_cause", "sleeping_dog"])
+    expected_profit = serializers.FloatField(
+        help_text="revenue_uplift × margin − contact_cost − incentive_cost × P(buy | contacted).")
+    recommendation = serializers.ChoiceField(choices=["contact", "dont_contact"])
+    reason = serializers.CharField()
+
+
+class UnscoredSerializer(serializers.Serializer):
+    customer_id = serializers.CharField()
+    reason = serializers.CharField()
+
+
+class UpliftScoreOutputSerializer(serializers.Serializer):
+    model_version = ModelVersionRefSerializer()
+    as_of = serializers.DateTimeField(allow_null=True, help_text="Feature cut-off (customer ids only).")
+    profit_inputs = ProfitInputsSerializer()
+    count = serializers.IntegerField()
+    results = UpliftResultSerializer(many=True)
+    unscored = UnscoredSerializer(many=True, help_text="Unknown ids, or customers with no purchase before as_of.")
+
+
+def score(model: UpliftModel, X: pd.DataFrame, inputs: ProfitInputs) -> list[dict[str, Any]]:
+    """Score a feature frame (indexed by the caller's customer ids), in its order."""
+    if not len(X):
+        return []
+    s = model.score(X, inputs)
+    return [{"customer_id": str(cid), "uplift": float(r[0]), "uplift_low": float(r[1]), "uplift_high": float(r[2]),
+             "baseline": float(r[3]), "revenue_uplift": float(r[4]), "group": r[5], "expected_profit": float(r[6]),
+             "recommendation": r[7], "reason": r[8]}
+            for cid, r in zip(s.index, s.itertuples(index=False, name=None), strict=True)]
+
+
+class UpliftScoreApi(APIView):
+    """Uplift for CRM integrations (API key) and portal users (session)."""
+
+    @extend_schema(
+        operation_id="uplift_score",
+        summary="Effect of contact (uplift), group and expected profit by customer id(s) or feature payload",
+        description=(
+            "The active uplift model's estimate of what contacting a customer changes: `uplift` is the effect on "
+            "the probability of buying within the campaign's outcome window (with a 95 % interval), `baseline` "
+            "the probability without contact, `revenue_uplift` the effect on revenue. `group`: persuadable "
+            "(effect confidently > 0), sleeping_dog (confidently < 0: do not contact), sure_thing / lost_cause "
+            "(no clear effect; buys anyway / unlikely either way). `expected_profit` = revenue_uplift × margin − "
+            "contact_cost − incentive_cost × P(buy | contacted); `recommendation` is contact when that is > 0 and "
+            "the customer is not a sleeping dog. By `customer_id` / `customer_ids` the features are built from "
+            "stored transactions before `as_of` (default: the day after the last imported transaction); by "
+            f"`features` the payload is validated field by field. Batches up to {MAX_BATCH:,}. Unknown keys, "
+            "non-finite or implausible numbers and out-of-range dates are rejected with 400 and field errors. "
+            "503 when no uplift model is active."
+        ),
+        request=UpliftScoreInputSerializer,
+        responses={200: UpliftScoreOutputSerializer, 400: None, 404: None, 422: None, 503: None},
+        examples=[
+            OpenApiExample("by id", value={"customer_id": "10001"}, request_only=True),
+            OpenApiExample("batch with profit inputs", request_only=True,
+                           value={"customer_ids": ["10001", "10002"], "contact_cost": 0.3, "incentive_cost": 2.5,
+                                  "margin": 0.35}),
+            OpenApiExample("one result", response_only=True, value={
+                "model_version": {"kind": "uplift", "version": 3, "id": 41, "learner": "causal_forest"},
+                "as_of": "2025-01-01T00:00:00Z",
+                "profit_inputs": {"contact_cost": 0.25, "incentive_cost": 2.0, "margin": 0.4}, "count": 1,
+                "results": [{"customer_id": "10001", "uplift": 0.121, "uplift_low": 0.034, "uplift_high": 0.208,
+                             "baseline": 0.18, "revenue_uplift": 5.9, "group": "persuadable",
+                             "expected_profit": 1.52, "recommendation": "contact",
+                             "reason": "Contact raises the chance to buy by +12.1%; expected incremental profit "
+                                       "+1.52 per contact."}],
+                "unscored": []}),
+        ],
+        tags=["uplift"],
+    )
+    def post(self, request: Request) -> Response:
+        serializer = UpliftScoreInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        try:
+            model: UpliftModel = load_active(services.KIND)
+        except NoActiveModel:
+            return Response({"detail": NO_MODEL}, status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        except (OSError, ArtifactIntegrityError) as error:
+            logger.exception("cannot load the active uplift model")
+            return Response({"detail": f"The active uplift model's artifact cannot be read ({type(error).__name__}); "
+                                       "an admin should retrain or roll back on the Models page."},
+                            status=status.HTTP_503_SERVICE_UNAVAILABLE)
+        defaults = model.profit_defaults
+        inputs = ProfitInputs(contact_cost=data.get("contact_cost", defaults.contact_cost),
+                              incentive_cost=data.get("incentive_cost", defaults.incentive_cost),
+                              margin=data.get("margin", defaults.margin))
+        unscored: list[dict[str, str]] = []
+        as_of = None
+        if "features" in data:
+            X = data["features"]
+        else:
+            ids = [data["customer_id"]] if "customer_id" in data else data["customer_ids"]
+            as_of = services.as_of_datetime(data.get("as_of"))
+            known = dict(Customer.objects.filter(external_id__in=ids).values_list("pk", "external_id"))
+            X = services.features_for_customers(list(known), as_of)
+            X.index = pd.Index([known[pk] for pk in X.index], name="customer_id")
+            X = X.loc[[cid for cid in ids if cid in X.index]]
+            found = set(known.values())
+            for cid in ids:
+                if cid not in found:
+                    unscored.append({"customer_id": cid, "reason": "unknown customer"})
+                elif cid not in X.index:
+                    unscored.append({"customer_id": cid, "reason": "no purchase before as_of"})
+            if "customer_id" in data and unscored:
+                code = status.HTTP_404_NOT_FOUND if unscored[0]["reason"] == "unknown customer" else 422
+                return Response({"detail": f"Customer {data['customer_id']}: {unscored[0]['reason']}."}, status=code)
+        results = score(model, X, inputs)
+        registry = model.metrics.get("registry", {})
+        body = {
+            "model_version": {"kind": registry.get("kind", services.KIND), "version": registry.get("version", 0),
+                              "id": registry.get("id", 0), "learner": model.learner},
+            "as_of": as_of.to_pydatetime() if as_of is not None else None,
+            "profit_inputs": {"contact_cost": inputs.contact_cost, "incentive_cost": inputs.incentive_cost,
+                              "margin": inputs.margin},
+            "count": len(results), "results": results, "unscored": unscored,
+        }
+        return Response(UpliftScoreOutputSerializer(body).data)
+
+
+# DRF does its own authentication (API key or session); the login-redirect middleware must not.
+uplift_score_api = login_not_required(UpliftScoreApi.as_view())
