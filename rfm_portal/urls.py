@@ -19,5 +19,6 @@ urlpatterns = [
     path("", include("churn.urls")),
     path("", include("uplift.urls")),
     path("", include("embeddings.urls")),
+    path("", include("campaigns.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]

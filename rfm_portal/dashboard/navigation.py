@@ -52,7 +52,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "Whom an offer would actually change: causal forest, Qini and AUUC.",
     ),
     Capability("audiences", "Audiences", "customers:audiences", "Saved customer selections for campaigns."),
-    Capability("campaigns", "Campaigns", "dashboard:campaigns", "Rank, budget, message and export target lists."),
+    Capability("campaigns", "Campaigns", "campaigns:list", "Rank, budget, message and export target lists."),
     Capability("live", "Live feed", "dashboard:live", "At-risk customers as events stream in."),
     Capability("imports", "Imports", "customers:imports", "Transaction imports with their error reports."),
     Capability("jobs", "Jobs", "mlops:jobs", "Background work (training, imports) with live progress."),

@@ -5,7 +5,7 @@ from . import views
 app_name = "dashboard"
 
 # Capabilities whose apps are not built yet; each app replaces its entry with its own urls.
-PENDING = ("lookalikes", "campaigns", "live")
+PENDING = ("lookalikes", "live")
 
 urlpatterns = [
     path("", views.overview, name="overview"),

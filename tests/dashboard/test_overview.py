@@ -71,7 +71,7 @@ def test_every_capability_is_in_the_navigation(analyst_client):
 
 
 def test_unbuilt_capability_page_says_so_without_numbers(analyst_client, data):
-    response = analyst_client.get(reverse("dashboard:campaigns"))
+    response = analyst_client.get(reverse("dashboard:live"))
     assert response.status_code == 200
     html = response.content.decode()
     assert "Not built yet" in html
