@@ -14,8 +14,8 @@ NAIVE_COLOURS = {"everyone": "#7f7f7f", "churn_risk": "#8c564b", "likely_buyers"
 
 
 def _json(fig: go.Figure) -> dict[str, Any]:
-    fig.update_layout(template=TEMPLATE, legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
-                      margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    fig.update_layout(template=TEMPLATE, legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
+                      margin={"l": 60, "r": 20, "t": 60, "b": 40}, title={"x": 0, "font": {"size": 15}})
     return json.loads(fig.to_json())
 
 
@@ -24,12 +24,16 @@ def profit_curve_figure(plan: dict[str, Any]) -> dict[str, Any] | None:
     if not curve:
         return None
     t = plan["totals"]
+    # Naive rules go on spending far beyond the budget (everyone); show the budget's neighbourhood.
+    x_max = max(t["budget"], curve["spend"][-1]) * 1.5
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=curve["spend"], y=curve["profit"], mode="lines", name="Planner (best customers first)",
                              line={"color": "#1f77b4", "width": 3},
                              hovertemplate="Spend %{x:,.0f}: expected extra profit %{y:,.0f}<extra></extra>"))
     for name, c in plan.get("naive_curves", {}).items():
-        fig.add_trace(go.Scatter(x=c["spend"], y=c["profit"], mode="lines", name=NAIVE_LABELS.get(name, name),
+        keep = [i for i, x in enumerate(c["spend"]) if x <= x_max]
+        fig.add_trace(go.Scatter(x=[c["spend"][i] for i in keep], y=[c["profit"][i] for i in keep], mode="lines",
+                                 name=NAIVE_LABELS.get(name, name),
                                  line={"dash": "dash", "color": NAIVE_COLOURS.get(name)},
                                  hovertemplate="Spend %{x:,.0f}: %{y:,.0f}<extra>" + NAIVE_LABELS.get(name, name)
                                  + f" ({plan.get('naive_channel', '')})</extra>"))
@@ -37,8 +41,9 @@ def profit_curve_figure(plan: dict[str, Any]) -> dict[str, Any] | None:
                              marker={"size": 13, "color": "#d62728", "symbol": "star"},
                              hovertemplate="Budget %{x:,.0f} spent: expected extra profit %{y:,.0f}<extra></extra>"))
     fig.add_vline(x=t["budget"], line_dash="dot", line_color="grey")
-    fig.update_layout(title="Extra profit for each amount spent (it flattens: the best customers come first)",
-                      xaxis_title="Spend (contact cost + expected incentives)", yaxis_title="Expected extra profit")
+    fig.update_layout(title="Extra profit by amount spent", xaxis={"title": "Spend (contacts + expected incentives)",
+                                                                   "range": [0, x_max]},
+                      yaxis_title="Expected extra profit")
     return _json(fig)
 
 
@@ -52,7 +57,7 @@ def naive_bars_figure(plan: dict[str, Any]) -> dict[str, Any] | None:
                            marker_color=["#1f77b4", *[NAIVE_COLOURS.get(k, "#999") for k in plan["naive"]]],
                            hovertemplate="%{x}: %{y:,.0f} expected extra profit, %{customdata:,} contacted"
                                          "<extra></extra>"))
-    fig.update_layout(title="The same budget spent by simple rules", yaxis_title="Expected extra profit")
+    fig.update_layout(title="Same budget, simple rules", yaxis_title="Expected extra profit")
     return _json(fig)
 
 

@@ -59,7 +59,7 @@ def segment_names() -> list[str]:
     seg = mlops_selectors.active_version("segmentation")
     if seg is None:
         return []
-    return sorted(RFMScore.objects.filter(model_version=seg).values_list("segment", flat=True).distinct())
+    return sorted(RFMScore.objects.filter(model_version=seg).order_by().values_list("segment", flat=True).distinct())
 
 
 def cluster_choices() -> list[tuple[int, str]]:

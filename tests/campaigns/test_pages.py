@@ -120,3 +120,10 @@ def test_preview_escapes_html(planned, admin, analyst_client):
 def test_targets_page(planned, analyst_client):
     response = analyst_client.get(reverse("campaigns:targets", args=[planned.pk]), {"list": "holdout"})
     assert response.status_code == 200 and len(response.context["page"].object_list) == 2
+
+
+def test_customer_page_lists_the_customers_campaigns(planned, analyst_client):
+    target = planned.targets.select_related("customer").first()
+    response = analyst_client.get(reverse("customers:detail", args=[target.customer.external_id]))
+    html = response.content.decode()
+    assert response.status_code == 200 and 'data-panel="campaigns"' in html and planned.name in html
