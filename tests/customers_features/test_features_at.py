@@ -31,7 +31,7 @@ def test_features_at_send_equal_features_from_a_copy_truncated_at_send():
 
 
 def test_different_cut_offs_per_customer():
-    data, tx = _data()
+    _, tx = _data()
     ids = sorted(tx["customer_id"].unique())[:60]
     cuts = pd.Series([pd.Timestamp("2024-03-01", tz="UTC") if i % 3 else pd.Timestamp("2024-09-15", tz="UTC")
                       for i in range(len(ids))], index=ids)
