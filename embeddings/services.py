@@ -28,6 +28,7 @@ from .pipeline import EmbeddingBundle, EmbeddingConfig
 
 KIND = selectors.KIND
 MIN_CUSTOMERS = 20
+FOLD_IN_MAX = 1_000  # seed members newer than the model placed per request; more wait for the next retrain
 
 
 class EmbeddingsError(RuntimeError):
@@ -135,9 +136,9 @@ def train_embeddings_model(*, user=None, reporter: JobReporter | None = None, tr
 
         trained = pipeline.train_customer2vec(baskets, config, progress=epoch_done)
         progress(82, "Building the search index and the map")
-        external = dict(Customer.objects.filter(pk__in=baskets.customer_ids.tolist()).values_list("pk", "external_id"))
-        products = {pk: (sku, desc) for pk, sku, desc in Product.objects.filter(
-            pk__in=baskets.product_ids.tolist()).values_list("pk", "sku", "description")}
+        # whole tables rather than IN (…) lists: no parameter limits (SQLite), one sequential read
+        external = dict(Customer.objects.values_list("pk", "external_id").iterator(chunk_size=50_000))
+        products = {pk: (sku, desc) for pk, sku, desc in Product.objects.values_list("pk", "sku", "description")}
         bundle, index_metrics = pipeline.build_bundle(
             baskets, trained, config,
             external_ids=np.array([external[int(pk)] for pk in baskets.customer_ids], dtype=object),
@@ -255,6 +256,8 @@ def find_lookalikes(bundle: EmbeddingBundle, options: LookalikeOptions, *, exter
         row_by_pk = {int(pk): i for i, pk in enumerate(bundle.customer_ids)}
         seed_rows = np.array([row_by_pk[pk] for pk in pks if pk in row_by_pk], dtype=np.int64)
         unseen = [pk for pk in pks if pk not in row_by_pk]
+        skipped = unseen[FOLD_IN_MAX:]
+        unseen = unseen[:FOLD_IN_MAX]
         extra_vectors = np.zeros((0, bundle.vectors.shape[1]), dtype=np.float32)
         extra_mix = np.zeros((0, len(bundle.categories)), dtype=np.float32)
         if unseen:
@@ -262,6 +265,8 @@ def find_lookalikes(bundle: EmbeddingBundle, options: LookalikeOptions, *, exter
             external_of = dict(Customer.objects.filter(pk__in=unseen).values_list("pk", "external_id"))
             unknown += [external_of[pk] for pk in empty]
             folded = [external_of[pk] for pk in unseen if pk not in set(empty)]
+        if skipped:
+            unknown += list(Customer.objects.filter(pk__in=skipped).values_list("external_id", flat=True))
         members = np.concatenate([bundle.vectors[seed_rows], extra_vectors])
         if not len(members):
             return Lookalikes([], 0, np.zeros(len(bundle.categories)), unknown_ids=unknown)

@@ -11,8 +11,9 @@ from embeddings import pipeline
 
 from .conftest import CONFIG
 
-# Floors (800 generated customers, 6 taste clusters, 12 epochs). Measured when written: purity@10 ≈ 0.58 vs
-# RFM ≈ 0.24; seed-holdout recall ≈ 0.5 vs RFM ≈ 0.13. Chance is 1/6 for purity.
+# Floors (800 generated customers, 6 taste clusters, 12 epochs). Measured when written: purity@10 0.613 vs
+# RFM features 0.237 (chance 1/6); seed-holdout recall 0.556 (worst cluster 0.517) vs RFM 0.116; fold-in median
+# cosine to the trained vector 0.91, and the trained vector is the folded one's nearest customer (median rank 0).
 PURITY_FLOOR = 0.45
 PURITY_MARGIN_OVER_RFM = 0.15
 HOLDOUT_FLOOR = 0.35
