@@ -262,4 +262,4 @@ def template_delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 def customer_panel_context(customer: Customer) -> dict[str, Any] | None:
     targets = list(selectors.customer_targets(customer))
-    return {"panel": {"targets": targets}} if targets else None
+    return {"targets": targets} if targets else None
