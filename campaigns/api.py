@@ -85,7 +85,8 @@ def _campaign_row(c: Campaign) -> dict[str, Any]:
     t = (c.plan or {}).get("totals", {})
     return {"id": c.pk, "name": c.name, "goal": c.goal, "status": c.status, "budget": c.budget,
             "holdout_share": c.holdout_share, "scheduled_for": c.scheduled_for, "contacts": t.get("contacts"),
-            "holdout": t.get("holdout"), "expected_profit": t.get("profit"), "expected_spend": t.get("spend"),
+            "holdout": t.get("holdout"), "expected_profit": t.get("contact_profit", t.get("profit")),
+            "expected_spend": t.get("contact_spend", t.get("spend")),
             "approved_at": c.reviewed_at if c.exportable else None, "targets_available": c.exportable}
 
 

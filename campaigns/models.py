@@ -48,7 +48,10 @@ class Campaign(models.Model):
     name = models.CharField(max_length=64, unique=True)
     goal = models.CharField(max_length=16, choices=Goal.choices)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.DRAFT)
-    audience = models.ForeignKey(Audience, on_delete=models.PROTECT, null=True, blank=True, related_name="campaigns")
+    # SET_NULL so deleting an audience never fails; audience_name remembers it, and planning then refuses (rather
+    # than silently widening the campaign to every customer).
+    audience = models.ForeignKey(Audience, on_delete=models.SET_NULL, null=True, blank=True, related_name="campaigns")
+    audience_name = models.CharField(max_length=120, blank=True)
     segments = models.JSONField(default=list, blank=True, help_text="RFM segments (empty = any)")
     clusters = models.JSONField(default=list, blank=True, help_text="cluster numbers (empty = any)")
     filters = models.JSONField(default=dict, blank=True, help_text="churn risk, CLV, P(alive), uplift group, country")

@@ -32,8 +32,9 @@ def ranked_campaigns() -> list[dict[str, Any]]:
     for c in Campaign.objects.filter(planned_at__isnull=False, status__in=[
             Campaign.Status.DRAFT, Campaign.Status.SUBMITTED, Campaign.Status.APPROVED]):
         t = c.plan.get("totals", {})
-        rows.append({"campaign": c, "name": c.name, "profit": t.get("profit", 0.0), "spend": t.get("spend", 0.0),
-                     "contacts": t.get("contacts", 0)})
+        # What is expected from the customers actually contacted (the holdout is selected but not contacted).
+        rows.append({"campaign": c, "name": c.name, "profit": t.get("contact_profit", t.get("profit", 0.0)),
+                     "spend": t.get("contact_spend", t.get("spend", 0.0)), "contacts": t.get("contacts", 0)})
     return pipeline.rank_campaigns(rows)
 
 

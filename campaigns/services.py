@@ -135,6 +135,7 @@ def campaign_create(*, user, name: str, goal: str, budget: float, **fields: Any)
     fields.setdefault("fatigue_days", settings.CAMPAIGN_FATIGUE_DAYS)
     campaign = Campaign(name=name.strip(), goal=goal, budget=budget, created_by=_user(user),
                         holdout_seed=secrets.randbits(31), **fields)
+    campaign.audience_name = campaign.audience.name if campaign.audience else ""
     plan_inputs(campaign)  # refuse impossible inputs before saving
     campaign.save()
     audit(campaign, user, "created", {k: _jsonable(getattr(campaign, k)) for k in EDITABLE_FIELDS})
@@ -171,6 +172,7 @@ def campaign_update(campaign: Campaign, *, user, **fields: Any) -> Campaign:
         return campaign
     for k, v in fields.items():
         setattr(campaign, k, v)
+    campaign.audience_name = campaign.audience.name if campaign.audience else ""
     plan_inputs(campaign)
     if set(changes) & set(PLAN_FIELDS):
         _discard_plan(campaign)
@@ -232,6 +234,9 @@ def campaign_close(campaign: Campaign, *, user, comment: str = "") -> Campaign:
 
 def audience_frame(campaign: Campaign) -> tuple[pd.DataFrame, dict[str, Any]]:
     """The campaign's audience with every score the planner uses, indexed by customer pk."""
+    if campaign.audience_id is None and campaign.audience_name:
+        raise CampaignError(f"The saved audience “{campaign.audience_name}” was deleted: edit the campaign and "
+                            "choose its audience again.")
     mv = uplift_selectors.active_version()
     if mv is None:
         raise CampaignError("There is no active uplift model: train one (Uplift page) before planning.")

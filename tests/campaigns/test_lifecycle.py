@@ -107,3 +107,18 @@ def test_create_refuses_bad_inputs(analyst):
     services.campaign_create(user=analyst, name="Dup", goal="retain", budget=5)
     with pytest.raises(CampaignError, match="exists"):
         services.campaign_create(user=analyst, name="dup", goal="grow", budget=5)
+
+
+def test_a_deleted_audience_stops_planning_instead_of_widening_it(analyst):
+    from rfm_portal.customers.models import Audience, Customer
+    from rfm_portal.customers.services import audience_create, audience_delete
+
+    customer = Customer.objects.create(external_id="A-1")
+    audience = audience_create(name="Few", kind=Audience.Kind.FIXED, user=analyst, customer_ids=[customer.pk])
+    c = services.campaign_create(user=analyst, name="With audience", goal="grow", budget=10.0, audience=audience)
+    assert c.audience_name == "Few"
+    audience_delete(audience, user=analyst)
+    c.refresh_from_db()
+    assert c.audience is None
+    with pytest.raises(CampaignError, match="was deleted"):
+        services.plan_campaign(c, user=analyst)
