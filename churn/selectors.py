@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import pandas as pd
 from django.db.models import Q, QuerySet
 
 from churn.models import ChurnScore
@@ -93,3 +94,11 @@ def risk_spread(mv: ModelVersion, n: int = 10) -> list[ChurnScore]:
 
 def customer_score(customer: Customer, mv: ModelVersion) -> ChurnScore | None:
     return ChurnScore.objects.filter(customer=customer, model_version=mv).first()
+
+
+def probabilities_frame(mv: ModelVersion) -> pd.Series:
+    """customer pk → churn probability under ``mv`` (for the campaign planner's audience and naive rule)."""
+    rows = list(ChurnScore.objects.filter(model_version=mv).values_list("customer_id", "probability").order_by()
+                .iterator(chunk_size=50_000))
+    return pd.Series([r[1] for r in rows], index=pd.Index([r[0] for r in rows], name="customer_id"),
+                     dtype=float, name="churn_risk")

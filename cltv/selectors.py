@@ -51,3 +51,10 @@ def customer_ids_by_external(external_ids: list[str]) -> dict[str, int]:
 
 def customer_score(customer: Customer, mv: ModelVersion) -> CLTVScore | None:
     return CLTVScore.objects.filter(customer=customer, model_version=mv).first()
+
+
+def value_frame(mv: ModelVersion) -> pd.DataFrame:
+    """customer pk → clv, p_alive under ``mv`` (the campaign planner's audience filters)."""
+    rows = CLTVScore.objects.filter(model_version=mv).values_list("customer_id", "clv", "p_alive").order_by()
+    return pd.DataFrame.from_records(list(rows.iterator(chunk_size=50_000)),
+                                     columns=["customer_id", "clv", "p_alive"]).set_index("customer_id")

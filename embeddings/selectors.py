@@ -59,7 +59,7 @@ def segment_names() -> list[str]:
     seg = mlops_selectors.active_version("segmentation")
     if seg is None:
         return []
-    return sorted(RFMScore.objects.filter(model_version=seg).values_list("segment", flat=True).distinct())
+    return sorted(RFMScore.objects.filter(model_version=seg).order_by().values_list("segment", flat=True).distinct())
 
 
 def cluster_choices() -> list[tuple[int, str]]:
@@ -125,3 +125,18 @@ def purchase_lines():
     return (Transaction.objects.filter(is_return=False, product__isnull=False)
             .values_list("customer_id", "invoice", "product_id", "product__category", "invoiced_at", "amount")
             .order_by().iterator(chunk_size=50_000))
+
+
+def recommended_products(skus: list[str], k: int = 3) -> dict[str, list[str]]:
+    """For each sku, the names of its ``k`` nearest products in the active lookalikes model (products bought
+    in similar baskets); empty when no model is active or the sku is unknown to it."""
+    from rfm_portal.mlops.services import load_active
+
+    if active_version() is None or not skus:
+        return {s: [] for s in skus}
+    try:
+        bundle = load_active(KIND)
+    except Exception:  # an unreadable artifact must not break a campaign plan: no recommendations then
+        return {s: [] for s in skus}
+    names = {str(s): str(n) for s, n in zip(bundle.skus, bundle.product_names, strict=True)}
+    return {s: [names.get(o, o) for o, _ in bundle.similar_products(s, k)] for s in skus}

@@ -75,6 +75,7 @@ INSTALLED_APPS = [
     "uplift",
     "embeddings",
     "streaming",
+    "campaigns",
 ]
 
 MIDDLEWARE = [
@@ -231,6 +232,14 @@ UPLIFT_CONTACT_COST = float(os.environ.get("UPLIFT_CONTACT_COST", 0.25))
 UPLIFT_INCENTIVE_COST = float(os.environ.get("UPLIFT_INCENTIVE_COST", 2.0))
 UPLIFT_MARGIN = float(os.environ.get("UPLIFT_MARGIN", 0.4))
 CELERY_BEAT_SCHEDULE.update(EMBEDDINGS_BEAT_SCHEDULE)
+# Campaign planner: channels offered on a new campaign (cost per contact; effect relative to the channel the uplift
+# model learned from) and contact fatigue (customers contacted in the last N days are left out).
+CAMPAIGN_DEFAULT_CHANNELS = [
+    {"name": "email", "cost": 0.05, "effect_factor": 1.0},
+    {"name": "sms", "cost": 0.15, "effect_factor": 1.2},
+    {"name": "direct_mail", "cost": 0.9, "effect_factor": 1.6},
+]
+CAMPAIGN_FATIGUE_DAYS = int(os.environ.get("CAMPAIGN_FATIGUE_DAYS", 14))
 
 # --- REST ---------------------------------------------------------------------
 REST_FRAMEWORK = {

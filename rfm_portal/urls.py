@@ -20,6 +20,7 @@ urlpatterns = [
     path("", include("uplift.urls")),
     path("", include("embeddings.urls")),
     path("", include("streaming.urls")),
+    path("", include("campaigns.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]
 

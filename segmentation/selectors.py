@@ -267,3 +267,12 @@ def version_segments(mv: ModelVersion) -> pd.Series:
 def score_counts(mv: ModelVersion) -> dict[str, int]:
     """Stored score rows per segment (a check that the table matches the metrics)."""
     return dict(RFMScore.objects.filter(model_version=mv).values_list("segment").annotate(n=Count("id")))
+
+
+def segment_frame(mv: ModelVersion) -> pd.DataFrame:
+    """customer pk → segment, cluster, cluster_name under ``mv`` (the campaign planner's audience and summary)."""
+    rows = RFMScore.objects.filter(model_version=mv).values_list("customer_id", "segment", "cluster",
+                                                                 "cluster_name").order_by()
+    return pd.DataFrame.from_records(list(rows.iterator(chunk_size=50_000)),
+                                     columns=["customer_id", "segment", "cluster", "cluster_name"]
+                                     ).set_index("customer_id")

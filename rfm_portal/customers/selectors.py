@@ -203,3 +203,50 @@ def audience_member_rows(audience):
             "customer__external_id", "customer__country", "rank", "score").iterator(chunk_size=5000)
     rows = audience_customers(audience).values_list("external_id", "country").iterator(chunk_size=5000)
     return ((eid, country, rank, None) for rank, (eid, country) in enumerate(rows, start=1))
+
+
+def customer_frame():
+    """DataFrame indexed by customer pk with external_id and country, every customer (one scan)."""
+    import pandas as pd
+
+    rows = Customer.objects.values_list("pk", "external_id", "country").order_by().iterator(chunk_size=50_000)
+    return pd.DataFrame.from_records(list(rows), columns=["customer_id", "external_id", "country"]
+                                     ).set_index("customer_id")
+
+
+def message_facts(customer_pks: list[int]) -> dict[int, dict]:
+    """Per customer what a campaign message may say: favourite category and product (by purchase lines),
+    days since the last order (to the latest transaction in the data). Aggregated in PostgreSQL."""
+    facts: dict[int, dict] = {pk: {"favourite_category": "", "favourite_sku": "", "days_since_last_order": None}
+                              for pk in customer_pks}
+    if not customer_pks:
+        return facts
+    latest = Transaction.objects.aggregate(last=Max("invoiced_at"))["last"]
+    lines = Transaction.objects.filter(customer_id__in=customer_pks, is_return=False).order_by()
+    for pk, last in lines.values("customer_id").annotate(last=Max("invoiced_at")).values_list("customer_id", "last"):
+        facts[pk]["days_since_last_order"] = (latest - last).days if latest and last else None
+    best_cat: dict[int, int] = {}
+    for pk, cat, n in (lines.exclude(product__category="").values("customer_id", "product__category")
+                       .annotate(n=Count("id")).values_list("customer_id", "product__category", "n")):
+        if n > best_cat.get(pk, 0) or (n == best_cat.get(pk) and cat < facts[pk]["favourite_category"]):
+            best_cat[pk] = n
+            facts[pk]["favourite_category"] = cat
+    best_sku: dict[int, int] = {}
+    for pk, sku, n in (lines.filter(product__isnull=False).values("customer_id", "product__sku")
+                       .annotate(n=Count("id")).values_list("customer_id", "product__sku", "n")):
+        if n > best_sku.get(pk, 0) or (n == best_sku.get(pk) and sku < facts[pk]["favourite_sku"]):
+            best_sku[pk] = n
+            facts[pk]["favourite_sku"] = sku
+    return facts
+
+
+def recently_contacted(customer_pks_since: datetime) -> set[int]:
+    """Customers treated in an imported campaign (CampaignHistory) sent on or after the given time."""
+    return set(CampaignHistory.objects.filter(treated=True, sent_at__gte=customer_pks_since)
+               .values_list("customer_id", flat=True))
+
+
+def campaign_outcomes(campaign: str) -> dict[int, tuple[bool, float]]:
+    """customer pk → (converted, revenue) of an imported campaign's history rows (by campaign name)."""
+    return {pk: (conv, float(rev)) for pk, conv, rev in
+            CampaignHistory.objects.filter(campaign=campaign).values_list("customer_id", "converted", "revenue")}

@@ -1,8 +1,4 @@
-"""The portal's navigation: every capability is listed from day one.
-
-`built` is False until the capability's app provides its page; the placeholder page
-then says plainly that it is not built yet, rather than showing invented numbers.
-"""
+"""The portal's navigation: every capability's page, in the order a marketer works through them."""
 
 from __future__ import annotations
 
@@ -52,7 +48,7 @@ CAPABILITIES: tuple[Capability, ...] = (
         "Whom an offer would actually change: causal forest, Qini and AUUC.",
     ),
     Capability("audiences", "Audiences", "customers:audiences", "Saved customer selections for campaigns."),
-    Capability("campaigns", "Campaigns", "dashboard:campaigns", "Rank, budget, message and export target lists."),
+    Capability("campaigns", "Campaigns", "campaigns:list", "Rank, budget, message and export target lists."),
     Capability("live", "Live feed", "streaming:live", "At-risk customers as events stream in."),
     Capability("imports", "Imports", "customers:imports", "Transaction imports with their error reports."),
     Capability("jobs", "Jobs", "mlops:jobs", "Background work (training, imports) with live progress."),

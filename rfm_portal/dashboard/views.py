@@ -4,7 +4,6 @@ from django.shortcuts import render
 from rfm_portal.customers import selectors
 
 from . import charts
-from .navigation import CAPABILITIES
 
 
 def overview(request: HttpRequest) -> HttpResponse:
@@ -16,9 +15,3 @@ def overview(request: HttpRequest) -> HttpResponse:
         "months": months,
     }
     return render(request, "dashboard/overview.html", context)
-
-
-def capability_pending(request: HttpRequest, slug: str) -> HttpResponse:
-    """The page of a capability that is not built yet: says so, shows no numbers."""
-    capability = next(c for c in CAPABILITIES if c.slug == slug)
-    return render(request, "dashboard/pending.html", {"capability": capability})

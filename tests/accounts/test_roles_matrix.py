@@ -26,6 +26,9 @@ PUBLIC = {"login"}
 EXCLUDED_PREFIXES = ("django-admin/",)
 ADMIN_ONLY_NAMESPACES = {"accounts"}
 ADMIN_ONLY = {"mlops:model-promote", "mlops:model-rollback", "mlops:job-start"}
+# Campaigns: analysts draft, plan and submit; admins approve, reject, export, close and manage templates.
+ADMIN_ONLY |= {"campaigns:approve", "campaigns:reject", "campaigns:export", "campaigns:close",
+               "campaigns:template-new", "campaigns:template-edit", "campaigns:template-delete"}
 # Starting a training run is an admin action in every capability app.
 ADMIN_ONLY_URL_NAMES = {"train", "retrain"}
 # The scoring endpoints CRM systems call sit at the root (POST /predict_churn, …), not under /api/.
@@ -47,6 +50,27 @@ SAMPLE_KWARGS: dict[str, Callable[[dict], dict]] = {
     "mlops:api-job": lambda objs: {"pk": objs["job"].pk},
     "segmentation:api-customer-rfm": lambda objs: {"external_id": objs["customer"].external_id},
 }
+
+
+def _sample_campaign(objs: dict) -> dict:
+    from campaigns.models import Campaign
+
+    campaign, _ = Campaign.objects.get_or_create(name="Sample campaign", defaults={
+        "goal": "retain", "budget": 100.0, "channels": [{"name": "email", "cost": 0.1, "effect_factor": 1.0}]})
+    return {"pk": campaign.pk}
+
+
+def _sample_template(objs: dict) -> dict:
+    from campaigns.models import MessageTemplate
+
+    template, _ = MessageTemplate.objects.get_or_create(name="Sample template", defaults={
+        "goal": "retain", "body": "{{ offer }}"})
+    return {"pk": template.pk}
+
+
+SAMPLE_KWARGS.update({f"campaigns:{name}": _sample_campaign for name in (
+    "detail", "edit", "plan", "submit", "approve", "reject", "export", "measure", "close", "targets", "api-targets")})
+SAMPLE_KWARGS.update({"campaigns:template-edit": _sample_template, "campaigns:template-delete": _sample_template})
 
 
 def walk(patterns, prefix: str = "", namespace: str | None = None) -> Iterator[tuple[str, str, URLPattern]]:

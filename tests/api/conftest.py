@@ -22,13 +22,13 @@ from churn.models import ChurnScore
 from churn.services import train_churn_model
 from cltv.models import CLTVScore
 from cltv.services import train_cltv_model
+from embeddings.services import train_embeddings_model
 from rfm_portal.customers import generator
 from rfm_portal.customers import services as customer_services
 from rfm_portal.customers.models import CampaignHistory, Customer, ImportJob, Product, Transaction
 from rfm_portal.mlops import services as registry
 from rfm_portal.mlops.models import Job, ModelVersion
 from segmentation.models import RFMScore, SegmentationReport
-from embeddings.services import train_embeddings_model
 from segmentation.services import train_segmentation
 from uplift.pipeline import UpliftConfig
 from uplift.services import train_uplift_model
