@@ -1,5 +1,6 @@
 """Generated customers (and their past campaign) imported through the product and small churn, CLTV,
-segmentation, uplift and embeddings models trained on them, so the schemathesis run exercises the scoring endpoints beyond their 503/409 "no model" answers.
+segmentation, uplift and embeddings models trained on them, so the schemathesis run exercises the scoring
+endpoints beyond their 503/409 "no model" answers.
 
 Some customers get hostile ids and countries, and some products hostile descriptions (spreadsheet formulas), so
 the export tests can check that every CSV export neutralises them.

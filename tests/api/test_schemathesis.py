@@ -1,7 +1,8 @@
 """Schemathesis against the live OpenAPI schema: every operation, every check, bounded and deterministic.
 
 The schema is fetched from the running app (WSGI, in process, on the test database) with an API key, the
-same way a CRM integration sees it. Active models of every kind exist (conftest), so the scoring endpoints are exercised beyond their "no model" answers. Any 500, any undocumented status code,
+same way a CRM integration sees it. Active models of every kind exist (conftest), so the scoring endpoints are
+exercised beyond their "no model" answers. Any 500, any undocumented status code,
 any body that does not match its documented schema, any accepted invalid input fails the test.
 """
 
