@@ -243,8 +243,18 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's default config gives "django" its own console handler and lets it propagate to root's:
+        # every request line (runserver/daphne log under django.*) was printed twice. Root prints it once.
+        "django": {"level": os.environ.get("LOG_LEVEL", "INFO"), "handlers": [], "propagate": True},
+    },
 }
 
 # Product settings
 IMPORT_ERROR_REPORT_LIMIT = 1000  # bad lines kept on an ImportJob; the count is always exact
+
+# --- Currency: every amount on pages, CSV headers and API docs is in this one currency ---
+CURRENCY = os.environ.get("CURRENCY", "GBP").strip().upper()
+CURRENCY_SYMBOL = os.environ.get("CURRENCY_SYMBOL", "")  # empty: the usual symbol for CURRENCY (e.g. £)
+SPECTACULAR_SETTINGS["DESCRIPTION"] += f" Money amounts (CLV, order value, revenue) are in {CURRENCY}."

@@ -5,9 +5,21 @@
     if (!source || typeof Plotly === "undefined") return;
     var fig = JSON.parse(source.textContent);
     if (!fig) return;
-    Plotly.newPlot(el, fig.data, fig.layout, { responsive: true, displaylogo: false });
+    Plotly.newPlot(el, fig.data, fig.layout, window.RFM.plotlyConfig);
   }
   window.RFM = window.RFM || {};
+  // One toolbar for every chart: what a marketer uses (save as image, zoom, reset), nothing else.
+  window.RFM.plotlyConfig = {
+    responsive: true,
+    displaylogo: false,
+    modeBarButtonsToRemove: [
+      "pan2d", "select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "hoverClosestCartesian",
+      "hoverCompareCartesian", "toggleSpikelines", "toggleHover", "hoverClosestPie", "hoverClosestGl2d",
+      "zoom3d", "pan3d", "orbitRotation", "tableRotation", "resetCameraDefault3d", "resetCameraLastSave3d",
+      "hoverClosest3d", "zoomInGeo", "zoomOutGeo", "resetGeo", "hoverClosestGeo", "sendDataToCloud"
+    ],
+    toImageButtonOptions: { format: "png", scale: 2 }
+  };
   window.RFM.renderFigures = function (root) {
     (root || document).querySelectorAll("[data-figure]").forEach(render);
   };
