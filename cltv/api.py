@@ -103,6 +103,16 @@ class PredictCLTVInputSerializer(serializers.Serializer):
     horizon_days = serializers.FloatField(required=False, min_value=1, max_value=3650)
     annual_discount_rate = serializers.FloatField(required=False, min_value=0, max_value=1)
     margin = serializers.FloatField(required=False, min_value=0, max_value=1000)
+    purchase_horizon = serializers.FloatField(
+        required=False,
+        min_value=0,
+        max_value=36_500,
+        help_text="Also answer `expected_purchases` over this horizon (any length, e.g. 39 weeks), "
+        "in `purchase_horizon_unit`.",
+    )
+    purchase_horizon_unit = serializers.ChoiceField(
+        choices=list(UNIT_DAYS), required=False, help_text="Unit of purchase_horizon; default: `unit`, else days."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         modes = [m for m in ("customer_id", "customer_ids", "customers") if m in attrs]
@@ -117,6 +127,11 @@ class PredictCLTVInputSerializer(serializers.Serializer):
         if mode == "customer_id":
             attrs["customer_ids"] = [attrs.pop("customer_id")]
         attrs["mode"] = mode
+        if "purchase_horizon_unit" in attrs and "purchase_horizon" not in attrs:
+            raise serializers.ValidationError({"purchase_horizon": ["Give the horizon with its unit."]})
+        if "purchase_horizon" in attrs:
+            unit = attrs.get("purchase_horizon_unit") or attrs.get("unit") or "days"
+            attrs["purchase_horizon_days"] = attrs["purchase_horizon"] * UNIT_DAYS[unit]
         return attrs
 
 
@@ -136,6 +151,9 @@ class CLTVResultSerializer(serializers.Serializer):
     clv_p10 = serializers.FloatField()
     clv_p50 = serializers.FloatField()
     clv_p90 = serializers.FloatField()
+    expected_purchases = serializers.FloatField(
+        required=False, help_text="Expected purchases over `purchase_horizon` (only when one was asked for)."
+    )
 
 
 class PredictCLTVOutputSerializer(serializers.Serializer):
@@ -145,6 +163,7 @@ class PredictCLTVOutputSerializer(serializers.Serializer):
     horizon_days = serializers.FloatField()
     annual_discount_rate = serializers.FloatField()
     margin = serializers.FloatField()
+    purchase_horizon_days = serializers.FloatField(required=False, help_text="The purchase horizon asked for, in days.")
     results = CLTVResultSerializer(many=True)
     not_found = serializers.ListField(child=serializers.CharField(), help_text="Ids without transactions.")
 
@@ -157,18 +176,30 @@ def normalise_body(data: Any) -> Any:
     return data
 
 
+def _scored(bundle: CLTVModelBundle, history: pd.DataFrame, purchase_days: float | None) -> pd.DataFrame:
+    """score_frame plus, when asked, expected purchases over an arbitrary horizon (BG/NBD's conditional form)."""
+    scores = score_frame(bundle, history)
+    if purchase_days is not None:
+        x, tx, T = (history[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+        scores["expected_purchases"] = bundle.expected_purchases(purchase_days, x, tx, T)
+    return scores
+
+
 def _results(frame: pd.DataFrame, source: str, ids: list[str] | None = None) -> list[dict[str, Any]]:
-    cols = {c: frame[c].to_numpy(dtype=float).tolist() for c in OUTPUT_FIELDS}
+    fields = (*OUTPUT_FIELDS, "expected_purchases") if "expected_purchases" in frame else OUTPUT_FIELDS
+    cols = {c: frame[c].to_numpy(dtype=float).tolist() for c in fields}
     out = []
     for i in range(len(frame)):
-        row: dict[str, Any] = {"source": source, **{c: cols[c][i] for c in OUTPUT_FIELDS}}
+        row: dict[str, Any] = {"source": source, **{c: cols[c][i] for c in fields}}
         if ids is not None:
             row = {"customer_id": ids[i], **row}
         out.append(row)
     return out
 
 
-def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: bool) -> tuple[list, list[str]]:
+def _score_ids(
+    bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: bool, purchase_days: float | None = None
+) -> tuple[list, list[str]]:
     """Scores by external id.
 
     Scored customers: the stored scores, or with other settings their stored history (x, t_x, T,
@@ -188,7 +219,7 @@ def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: b
             columns=list(PAYLOAD_FIELDS),
             dtype=float,
         )
-        for row in _results(score_frame(bundle, history), "stored_history", exts):
+        for row in _results(_scored(bundle, history, purchase_days), "stored_history", exts):
             results[row["customer_id"]] = row
     rest = [i for i in dict.fromkeys(ids) if i not in results]
     if rest:
@@ -196,7 +227,7 @@ def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: b
         summary = services.customer_summaries(bundle, list(pks.values())) if pks else pd.DataFrame()
         if not summary.empty:
             by_pk = {pk: ext for ext, pk in pks.items()}
-            scores = score_frame(bundle, summary[list(PAYLOAD_FIELDS)])
+            scores = _scored(bundle, summary[list(PAYLOAD_FIELDS)], purchase_days)
             exts = [by_pk[int(pk)] for pk in summary.index]
             for row in _results(scores, "recomputed", exts):
                 results[row["customer_id"]] = row
@@ -213,7 +244,8 @@ class PredictCLTVApi(APIView):
             "with settings given, the stored history rescored; customers not scored: recomputed from their "
             "transactions), "
             '`{"customers": [{frequency, recency, T, monetary_value}, ...], "unit": "weeks"}` or one such '
-            f"object. At most {MAX_BATCH:,} rows. Optional horizon_days, annual_discount_rate, margin. "
+            f"object. At most {MAX_BATCH:,} rows. Optional horizon_days, annual_discount_rate, margin (CLV "
+            "settings) and purchase_horizon (+ purchase_horizon_unit) for expected purchases over any horizon. "
             "503 when no CLTV model is active."
         ),
         request=PredictCLTVInputSerializer,
@@ -249,13 +281,16 @@ class PredictCLTVApi(APIView):
             )
         settings_given = {k: data[k] for k in ("horizon_days", "annual_discount_rate", "margin") if k in data}
         bundle = services.bundle_with_settings(bundle, **settings_given)
+        purchase_days = data.get("purchase_horizon_days")
         if data["mode"] == "customers":
             frame: pd.DataFrame = data["customers"]
             factor = UNIT_DAYS[data["unit"]] / bundle.unit_days
             frame[["recency", "T"]] *= factor
-            results, not_found = _results(score_frame(bundle, frame), "payload"), []
+            results, not_found = _results(_scored(bundle, frame, purchase_days), "payload"), []
         else:
-            results, not_found = _score_ids(bundle, mv.pk if mv else -1, data["customer_ids"], bool(settings_given))
+            # with a purchase horizon the stored history is rescored (stored rows hold 30/90/365 days only)
+            overrides = bool(settings_given) or purchase_days is not None
+            results, not_found = _score_ids(bundle, mv.pk if mv else -1, data["customer_ids"], overrides, purchase_days)
         body = {
             "model_version": mv.version if mv else None,
             "model": bundle.model,
@@ -263,6 +298,7 @@ class PredictCLTVApi(APIView):
             "horizon_days": bundle.clv_horizon_days,
             "annual_discount_rate": bundle.annual_discount_rate,
             "margin": bundle.margin,
+            **({"purchase_horizon_days": purchase_days} if purchase_days is not None else {}),
             "results": results,
             "not_found": not_found,
         }
