@@ -24,6 +24,7 @@ from segmentation import selectors
 from segmentation.models import RFMScore, SegmentationReport
 from segmentation.pipeline import (
     DEFAULT_K_VALUES,
+    MARKETER_MIN_K,
     ClusteringResult,
     SegmentationError,
     cluster_rfm,
@@ -77,6 +78,7 @@ def train_segmentation(
         "cutoff": None if cutoff is None else selectors.cutoff_datetime(cutoff).date().isoformat(),
         "k_override": None if k is None else int(k),
         "k_candidates": list(DEFAULT_K_VALUES),
+        "k_floor": MARKETER_MIN_K,
         "transform": TRANSFORM,
         "random_state": RANDOM_STATE,
     }
