@@ -258,3 +258,5 @@ IMPORT_ERROR_REPORT_LIMIT = 1000  # bad lines kept on an ImportJob; the count is
 CURRENCY = os.environ.get("CURRENCY", "GBP").strip().upper()
 CURRENCY_SYMBOL = os.environ.get("CURRENCY_SYMBOL", "")  # empty: the usual symbol for CURRENCY (e.g. £)
 SPECTACULAR_SETTINGS["DESCRIPTION"] += f" Money amounts (CLV, order value, revenue) are in {CURRENCY}."
+# ReDoc's bundle as the sidecar ships it, minus its one CDN reference (rfm_portal/dashboard/vendor.py)
+SPECTACULAR_SETTINGS["REDOC_DIST"] = "/docs-assets/redoc"

@@ -28,3 +28,8 @@ def test_500_page_renders_without_a_request_and_links_home():
 
 def test_every_page_links_the_favicon(analyst_client):
     assert "favicon.svg" in analyst_client.get(reverse("dashboard:overview")).content.decode()
+
+
+def test_favicon_ico_redirects_to_the_svg_without_a_login(outsider_client):
+    response = outsider_client.get("/favicon.ico")
+    assert response.status_code == 301 and response["Location"].endswith("favicon.svg")
