@@ -21,7 +21,7 @@ ACTUAL = "#1f77b4"
 MODEL = "#ff7f0e"
 
 
-TITLE_LINE = 58  # characters of a title's first line; the rest goes to a smaller second line
+TITLE_LINE = 46  # characters of a title's first line; the rest goes to a smaller second line
 
 
 def wrapped_title(text: str) -> dict[str, Any]:
@@ -30,7 +30,7 @@ def wrapped_title(text: str) -> dict[str, Any]:
         cut = text.rfind(" ", 0, TITLE_LINE)
         cut = cut if cut > 0 else TITLE_LINE
         text = f"{text[:cut]}<br><span style='font-size:12px'>{text[cut + 1:]}</span>"
-    return {"text": text, "x": 0.0, "xanchor": "left", "xref": "paper", "y": 0.97, "yanchor": "top",
+    return {"text": text, "x": 0.0, "xanchor": "left", "xref": "paper", "y": 0.96, "yanchor": "top",
             "font": {"size": 14}}
 
 
@@ -40,8 +40,8 @@ def _finish(fig: go.Figure, title: str, x_title: str, y_title: str) -> dict[str,
         title=wrapped_title(title),
         xaxis_title=x_title,
         yaxis_title=y_title,
-        legend={"orientation": "h", "y": -0.2},
-        margin={"l": 60, "r": 20, "t": 80, "b": 60},
+        legend={"orientation": "h", "y": -0.22, "yanchor": "top"},
+        margin={"l": 60, "r": 20, "t": 90, "b": 90},
     )
     return json.loads(fig.to_json())
 
@@ -192,7 +192,7 @@ def cohort_band_figure(cohorts: pd.DataFrame, currency: str = "", partial_last: 
 
 
 COMPARISON_COLUMNS = {
-    "label": "Model", "penalizer": "Penalizer", "log_likelihood": "Log-likelihood", "bic": "BIC",
+    "label": "Model", "penalizer": "Penalizer", "log_likelihood": "Log-lik.", "bic": "BIC",
     "mae": "Mean abs. error", "rmse": "RMSE", "aggregate_error": "Total error",
 }  # fmt: skip
 

@@ -55,7 +55,8 @@ def model_list(request: HttpRequest) -> HttpResponse:
     for mv in page.object_list:
         mv.key_metrics = kinds.key_metrics(mv.kind, mv.metrics)
         mv.kind_label = kinds.kind_label(mv.kind)
-    active = selectors.active_by_kind()
+    # kinds that never serve (e.g. a challenger) and cannot be rolled back have nothing to say here
+    active = [g for g in selectors.active_by_kind() if g.active or g.can_roll_back]
     for group in active:
         group.label = kinds.kind_label(group.kind)
         group.key_metrics = kinds.key_metrics(group.kind, group.active.metrics) if group.active else []

@@ -12,12 +12,7 @@
   window.RFM.plotlyConfig = {
     responsive: true,
     displaylogo: false,
-    modeBarButtonsToRemove: [
-      "pan2d", "select2d", "lasso2d", "zoomIn2d", "zoomOut2d", "autoScale2d", "hoverClosestCartesian",
-      "hoverCompareCartesian", "toggleSpikelines", "toggleHover", "hoverClosestPie", "hoverClosestGl2d",
-      "zoom3d", "pan3d", "orbitRotation", "tableRotation", "resetCameraDefault3d", "resetCameraLastSave3d",
-      "hoverClosest3d", "zoomInGeo", "zoomOutGeo", "resetGeo", "hoverClosestGeo", "sendDataToCloud"
-    ],
+    modeBarButtons: [["toImage", "zoom2d", "resetScale2d"]],
     toImageButtonOptions: { format: "png", scale: 2 }
   };
   window.RFM.renderFigures = function (root) {

@@ -56,9 +56,10 @@ def _wipe() -> None:
     registry.clear_model_cache()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def portal_data(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterator[dict[str, Any]]:
-    """Generated customers imported and every capability trained, committed so the server sees them."""
+    """Generated customers imported and every capability trained, committed so the server sees them;
+    deleted when the module ends, so the rest of the suite starts from an empty database."""
     from churn.services import train_churn_model
     from cltv.services import train_cltv_model
     from segmentation.services import train_segmentation
@@ -90,7 +91,7 @@ def portal_data(django_db_setup, django_db_blocker, tmp_path_factory) -> Iterato
             _wipe()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def live_url(portal_data) -> Iterator[str]:
     """The product's ASGI app (static files included) served by daphne in a child process."""
     from functools import partial
@@ -119,7 +120,7 @@ def live_url(portal_data) -> Iterator[str]:
             server.join(10)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
