@@ -40,8 +40,8 @@ def _finish(fig: go.Figure, title: str, x_title: str, y_title: str) -> dict[str,
         title=wrapped_title(title),
         xaxis_title=x_title,
         yaxis_title=y_title,
-        legend={"orientation": "h", "y": -0.22, "yanchor": "top"},
-        margin={"l": 60, "r": 20, "t": 90, "b": 90},
+        legend={"orientation": "h", "y": -0.4, "yanchor": "top"},
+        margin={"l": 60, "r": 20, "t": 90, "b": 110},
     )
     return json.loads(fig.to_json())
 

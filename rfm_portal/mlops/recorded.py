@@ -14,7 +14,7 @@ from .progress import JobReporter, mark_failed, mark_running, mark_succeeded, st
 
 
 def run_recorded(kind: str, work: Callable[[JobReporter], Any], user=None) -> Any:
-    """Run `work(reporter)` as Job `kind`; a ModelVersion it returns (or the first of a tuple) is linked."""
+    """Run `work(reporter)` as Job `kind`; a ModelVersion it returns (or the first of a list/tuple) is linked."""
     job = start_job(kind, {}, user)
     mark_running(job, None)
     reporter = JobReporter(job)
@@ -23,7 +23,7 @@ def run_recorded(kind: str, work: Callable[[JobReporter], Any], user=None) -> An
     except Exception as error:
         mark_failed(job, f"{type(error).__name__}: {error}")
         raise
-    made = result[0] if isinstance(result, tuple) and result else result
+    made = result[0] if isinstance(result, tuple | list) and result else result
     summary: dict[str, Any] = {}
     if isinstance(made, ModelVersion):
         job.model_version = made
