@@ -228,7 +228,7 @@ def model_comparison_figure(table: pd.DataFrame, metric: str = "rmse") -> dict[s
         cells={"values": cells, "align": ["left"] + ["right"] * (len(columns) - 1)},
         domain={"x": [0.0, 1.0], "y": [0.0, 0.4]},
     )
-    fig.update_layout(yaxis={"domain": [0.55, 1.0]})
+    fig.update_layout(yaxis={"domain": [0.55, 1.0]}, height=520)
     return _finish(
         fig, f"Model comparison on the holdout period ({metric.upper()}, lower is better)", "", metric.upper()
     )
