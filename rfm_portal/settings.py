@@ -260,3 +260,5 @@ CURRENCY_SYMBOL = os.environ.get("CURRENCY_SYMBOL", "")  # empty: the usual symb
 SPECTACULAR_SETTINGS["DESCRIPTION"] += f" Money amounts (CLV, order value, revenue) are in {CURRENCY}."
 # ReDoc's bundle as the sidecar ships it, minus its one CDN reference (rfm_portal/dashboard/vendor.py)
 SPECTACULAR_SETTINGS["REDOC_DIST"] = "/docs-assets/redoc"
+# /predict_cltv's `unit` and `purchase_horizon_unit` share one choice set: one enum in the schema
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["TimeUnitEnum"] = ["days", "weeks"]

@@ -1,12 +1,10 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_not_required
-from django.templatetags.static import static
 from django.urls import include, path
-from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from rfm_portal.dashboard.vendor import redoc_bundle
+from rfm_portal.dashboard.vendor import favicon, redoc_bundle
 
 urlpatterns = [
     path("accounts/login/", login_not_required(auth_views.LoginView.as_view()), name="login"),
@@ -18,7 +16,7 @@ urlpatterns = [
     # ReDoc's bundle without its CDN logo (SPECTACULAR_SETTINGS["REDOC_DIST"] points here)
     path("docs-assets/redoc/bundles/redoc.standalone.js", redoc_bundle, name="redoc-bundle"),
     # browsers ask for /favicon.ico on pages without a <link rel="icon"> (CSV downloads, raw JSON)
-    path("favicon.ico", login_not_required(RedirectView.as_view(url=static("favicon.svg"), permanent=True))),
+    path("favicon.ico", favicon),
     path("", include("rfm_portal.accounts.urls")),
     path("", include("rfm_portal.mlops.urls")),
     path("", include("rfm_portal.customers.urls")),

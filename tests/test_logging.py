@@ -21,6 +21,5 @@ def _handlers_below_root(name: str) -> list[logging.Handler]:
 def test_request_and_server_log_lines_are_printed_by_root_only():
     for name in ("django.channels.server", "django.request", "django.server", "cltv.services", "celery.worker"):
         assert _handlers_below_root(name) == [], name
-        assert logging.getLogger(name).getEffectiveLevel() <= logging.INFO
     consoles = [h for h in logging.getLogger().handlers if type(h) is logging.StreamHandler]
     assert len(consoles) == 1

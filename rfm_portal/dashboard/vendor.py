@@ -12,7 +12,8 @@ from functools import lru_cache
 from pathlib import Path
 
 import drf_spectacular_sidecar
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.decorators import login_not_required
+from django.http import HttpRequest, HttpResponse, HttpResponsePermanentRedirect
 from django.templatetags.static import static
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
@@ -31,3 +32,10 @@ def _bundle() -> bytes:
 @cache_control(public=True, max_age=86400)
 def redoc_bundle(request: HttpRequest) -> HttpResponse:
     return HttpResponse(_bundle(), content_type="application/javascript; charset=utf-8")
+
+
+@login_not_required  # the browser asks before anyone logs in
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico for pages without a <link rel="icon"> (CSV downloads, raw JSON): the portal's SVG icon."""
+    return HttpResponsePermanentRedirect(static("favicon.svg"))  # resolved per request: manifest names in production
