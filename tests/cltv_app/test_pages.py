@@ -101,3 +101,11 @@ def test_before_any_model(trained: Trained, analyst_client: Client, admin_client
     assert "No CLTV model yet" in html and "Train the CLTV model" not in html and "data-figure" not in html
     assert "Train the CLTV model" in admin_client.get(reverse("cltv:overview")).content.decode()
     assert analyst_client.get(reverse("cltv:scores-csv")).status_code == 404
+
+
+def test_model_card_is_rendered_and_amounts_carry_the_currency(trained: Trained, analyst_client: Client) -> None:
+    html = analyst_client.get(reverse("cltv:overview")).content.decode()
+    assert '<section class="card markdown" id="model-card">' in html and "<h1>CLTV model (" in html
+    assert "# CLTV model" not in html  # no raw markdown
+    assert 'data-kpi="total">£' in html and "CLTV (£)" in html
+    assert reverse("mlops:model-detail", args=[trained.mv.pk]) in html
