@@ -6,6 +6,7 @@ with their progress history and a link to the model version each made.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -31,3 +32,10 @@ def run_recorded(kind: str, work: Callable[[JobReporter], Any], user=None) -> An
         summary = {"model_version_id": made.pk, "kind": made.kind, "version": made.version}
     mark_succeeded(job, summary)
     return result
+
+
+def call_with_reporter(fn: Callable[..., Any], reporter: JobReporter) -> Any:
+    """`fn(reporter=reporter)` when fn takes a reporter (progress on the Jobs page), else `fn()`."""
+    if "reporter" in inspect.signature(fn).parameters:
+        return fn(reporter=reporter)
+    return fn()

@@ -45,3 +45,11 @@ def test_a_failing_recorded_job_is_marked_failed_and_reraises():
 def test_unknown_job_kinds_get_a_readable_name(analyst_client):
     Job.objects.create(kind="uplift.train_forest", state="succeeded", progress=100)
     assert "Uplift train forest" in analyst_client.get(reverse("mlops:jobs")).content.decode()
+
+
+def test_work_without_a_reporter_parameter_still_runs_recorded():
+    from rfm_portal.mlops.recorded import call_with_reporter
+
+    assert run_recorded("uplift.setup", lambda reporter: call_with_reporter(lambda: 7, reporter)) == 7
+    assert run_recorded("cltv.setup", lambda reporter: call_with_reporter(_train, reporter)).kind == "cltv"
+    assert list(Job.objects.order_by("pk").values_list("state", flat=True)) == ["succeeded", "succeeded"]

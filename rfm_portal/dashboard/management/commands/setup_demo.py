@@ -45,7 +45,7 @@ class Command(BaseCommand):
         """Train each capability once, so the demo opens with real results; later runs reuse them."""
         from churn.services import train_churn_model
         from cltv.services import train_cltv_model
-        from rfm_portal.mlops.recorded import run_recorded
+        from rfm_portal.mlops.recorded import call_with_reporter, run_recorded
         from segmentation.services import train_segmentation
 
         trainers = (("segmentation", train_segmentation), ("cltv", train_cltv_model), ("churn", train_churn_model))
@@ -56,7 +56,7 @@ class Command(BaseCommand):
                 continue
             self.stdout.write(f"Training {kind} …")
             # Recorded as a Job ("<kind>.setup") so the Jobs page lists the demo's own trainings.
-            run_recorded(f"{kind}.setup", lambda reporter, train=train: train(reporter=reporter))
+            run_recorded(f"{kind}.setup", lambda reporter, train=train: call_with_reporter(train, reporter))
             self.stdout.write(f"  {kind}: v{active_version(kind).version} active.")
 
     @staticmethod
