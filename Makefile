@@ -32,3 +32,11 @@ bench: $(VENV)/.installed
 
 clean-var:
 	rm -rf var/
+
+## browser-deps: headless Chromium + chromedriver for tests/browser (Debian packages; CI runs as root)
+.PHONY: browser-deps
+browser-deps:
+	@command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1 || { \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq chromium chromium-driver; }
+test: browser-deps

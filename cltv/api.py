@@ -126,6 +126,16 @@ class PredictCLTVInputSerializer(StrictSerializer):
     horizon_days = StrictFloatField(required=False, min_value=1, max_value=3650)
     annual_discount_rate = StrictFloatField(required=False, min_value=0, max_value=1)
     margin = StrictFloatField(required=False, min_value=0, max_value=1000)
+    purchase_horizon = StrictFloatField(
+        required=False,
+        min_value=0,
+        max_value=36_500,
+        help_text="Also answer `expected_purchases` over this horizon (any length, e.g. 39 weeks), "
+        "in `purchase_horizon_unit`.",
+    )
+    purchase_horizon_unit = serializers.ChoiceField(
+        choices=list(UNIT_DAYS), required=False, help_text="Unit of purchase_horizon; default: `unit`, else days."
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         modes = [m for m in ("customer_id", "customer_ids", "customers") if m in attrs]
@@ -142,6 +152,11 @@ class PredictCLTVInputSerializer(StrictSerializer):
         if mode == "customer_id":
             attrs["customer_ids"] = [attrs.pop("customer_id")]
         attrs["mode"] = mode
+        if "purchase_horizon_unit" in attrs and "purchase_horizon" not in attrs:
+            raise serializers.ValidationError({"purchase_horizon": ["Give the horizon with its unit."]})
+        if "purchase_horizon" in attrs:
+            unit = attrs.get("purchase_horizon_unit") or attrs.get("unit") or "days"
+            attrs["purchase_horizon_days"] = attrs["purchase_horizon"] * UNIT_DAYS[unit]
         return attrs
 
 
@@ -154,6 +169,10 @@ def _request_schema() -> dict[str, Any]:
         "horizon_days": {"type": "number", "minimum": 1, "maximum": 3650},
         "annual_discount_rate": {"type": "number", "minimum": 0, "maximum": 1},
         "margin": {"type": "number", "minimum": 0, "maximum": 1000},
+        "purchase_horizon": {"type": "number", "minimum": 0, "maximum": 36_500,
+                             "description": "Also answer expected_purchases over this horizon."},
+        "purchase_horizon_unit": {"type": "string", "enum": list(UNIT_DAYS),
+                                  "description": "Unit of purchase_horizon (default: unit, else days)."},
     }
     unit = {"type": "string", "enum": list(UNIT_DAYS), "description": "Unit of recency and T."}
     row_bounds = {
@@ -200,6 +219,9 @@ class CLTVResultSerializer(serializers.Serializer):
     clv_p10 = serializers.FloatField()
     clv_p50 = serializers.FloatField()
     clv_p90 = serializers.FloatField()
+    expected_purchases = serializers.FloatField(
+        required=False, help_text="Expected purchases over `purchase_horizon` (only when one was asked for)."
+    )
 
 
 class PredictCLTVOutputSerializer(serializers.Serializer):
@@ -209,6 +231,7 @@ class PredictCLTVOutputSerializer(serializers.Serializer):
     horizon_days = serializers.FloatField()
     annual_discount_rate = serializers.FloatField()
     margin = serializers.FloatField()
+    purchase_horizon_days = serializers.FloatField(required=False, help_text="The purchase horizon asked for, in days.")
     results = CLTVResultSerializer(many=True)
     not_found = serializers.ListField(child=serializers.CharField(), help_text="Ids without transactions.")
 
@@ -221,18 +244,30 @@ def normalise_body(data: Any) -> Any:
     return data
 
 
+def _scored(bundle: CLTVModelBundle, history: pd.DataFrame, purchase_days: float | None) -> pd.DataFrame:
+    """score_frame plus, when asked, expected purchases over an arbitrary horizon (BG/NBD's conditional form)."""
+    scores = score_frame(bundle, history)
+    if purchase_days is not None:
+        x, tx, T = (history[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+        scores["expected_purchases"] = bundle.expected_purchases(purchase_days, x, tx, T)
+    return scores
+
+
 def _results(frame: pd.DataFrame, source: str, ids: list[str] | None = None) -> list[dict[str, Any]]:
-    cols = {c: frame[c].to_numpy(dtype=float).tolist() for c in OUTPUT_FIELDS}
+    fields = (*OUTPUT_FIELDS, "expected_purchases") if "expected_purchases" in frame else OUTPUT_FIELDS
+    cols = {c: frame[c].to_numpy(dtype=float).tolist() for c in fields}
     out = []
     for i in range(len(frame)):
-        row: dict[str, Any] = {"source": source, **{c: cols[c][i] for c in OUTPUT_FIELDS}}
+        row: dict[str, Any] = {"source": source, **{c: cols[c][i] for c in fields}}
         if ids is not None:
             row = {"customer_id": ids[i], **row}
         out.append(row)
     return out
 
 
-def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: bool) -> tuple[list, list[str]]:
+def _score_ids(
+    bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: bool, purchase_days: float | None = None
+) -> tuple[list, list[str]]:
     """Scores by external id.
 
     Scored customers: the stored scores, or with other settings their stored history (x, t_x, T,
@@ -252,7 +287,7 @@ def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: b
             columns=list(PAYLOAD_FIELDS),
             dtype=float,
         )
-        for row in _results(score_frame(bundle, history), "stored_history", exts):
+        for row in _results(_scored(bundle, history, purchase_days), "stored_history", exts):
             results[row["customer_id"]] = row
     rest = [i for i in dict.fromkeys(ids) if i not in results]
     if rest:
@@ -260,7 +295,7 @@ def _score_ids(bundle: CLTVModelBundle, mv_pk: int, ids: list[str], overrides: b
         summary = services.customer_summaries(bundle, list(pks.values())) if pks else pd.DataFrame()
         if not summary.empty:
             by_pk = {pk: ext for ext, pk in pks.items()}
-            scores = score_frame(bundle, summary[list(PAYLOAD_FIELDS)])
+            scores = _scored(bundle, summary[list(PAYLOAD_FIELDS)], purchase_days)
             exts = [by_pk[int(pk)] for pk in summary.index]
             for row in _results(scores, "recomputed", exts):
                 results[row["customer_id"]] = row
@@ -279,7 +314,8 @@ class PredictCLTVApi(APIView):
             "with settings given, the stored history rescored; customers not scored: recomputed from their "
             "transactions), "
             '`{"customers": [{frequency, recency, T, monetary_value}, ...], "unit": "weeks"}` or one such '
-            f"object. At most {MAX_BATCH:,} rows. Optional horizon_days, annual_discount_rate, margin. "
+            f"object. At most {MAX_BATCH:,} rows. Optional horizon_days, annual_discount_rate, margin (CLV "
+            "settings) and purchase_horizon (+ purchase_horizon_unit) for expected purchases over any horizon. "
             "503 when no CLTV model is active."
         ),
         request={"application/json": _request_schema()},
@@ -316,15 +352,19 @@ class PredictCLTVApi(APIView):
             )
         settings_given = {k: data[k] for k in ("horizon_days", "annual_discount_rate", "margin") if k in data}
         bundle: CLTVModelBundle = services.bundle_with_settings(active.obj, **settings_given)
+        purchase_days = data.get("purchase_horizon_days")
         if data["mode"] == "customers":
             frame: pd.DataFrame = data["customers"]
             factor = UNIT_DAYS[data["unit"]] / bundle.unit_days
             frame[["recency", "T"]] *= factor
-            scores = score_frame(bundle, frame)
-            check_finite_output(scores[list(OUTPUT_FIELDS)], "these payload rows")
+            scores = _scored(bundle, frame, purchase_days)
+            check_finite_output(scores[[c for c in (*OUTPUT_FIELDS, "expected_purchases") if c in scores]],
+                                "these payload rows")
             results, not_found = _results(scores, "payload"), []
         else:
-            results, not_found = _score_ids(bundle, active.pk, data["customer_ids"], bool(settings_given))
+            # with a purchase horizon the stored history is rescored (stored rows hold 30/90/365 days only)
+            overrides = bool(settings_given) or purchase_days is not None
+            results, not_found = _score_ids(bundle, active.pk, data["customer_ids"], overrides, purchase_days)
         body = {
             "model_version": active.version,
             "model": bundle.model,
@@ -332,6 +372,7 @@ class PredictCLTVApi(APIView):
             "horizon_days": bundle.clv_horizon_days,
             "annual_discount_rate": bundle.annual_discount_rate,
             "margin": bundle.margin,
+            **({"purchase_horizon_days": purchase_days} if purchase_days is not None else {}),
             "results": results,
             "not_found": not_found,
         }

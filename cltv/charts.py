@@ -21,16 +21,40 @@ ACTUAL = "#1f77b4"
 MODEL = "#ff7f0e"
 
 
+TITLE_LINE = 46  # characters of a title's first line; the rest goes to a smaller second line
+
+
+def wrapped_title(text: str) -> dict[str, Any]:
+    """Left-aligned, wrapped title: the chart toolbar sits top-right, so a title never runs under it."""
+    if len(text) > TITLE_LINE:
+        cut = text.rfind(" ", 0, TITLE_LINE)
+        cut = cut if cut > 0 else TITLE_LINE
+        text = f"{text[:cut]}<br><span style='font-size:12px'>{text[cut + 1:]}</span>"
+    return {"text": text, "x": 0.0, "xanchor": "left", "xref": "paper", "y": 0.96, "yanchor": "top",
+            "font": {"size": 14}}
+
+
 def _finish(fig: go.Figure, title: str, x_title: str, y_title: str) -> dict[str, Any]:
     fig.update_layout(
         template=TEMPLATE,
-        title={"text": title},
+        title=wrapped_title(title),
         xaxis_title=x_title,
         yaxis_title=y_title,
-        legend={"orientation": "h", "y": -0.2},
-        margin={"l": 60, "r": 20, "t": 60, "b": 60},
+        legend={"orientation": "h", "y": -0.4, "yanchor": "top"},
+        margin={"l": 60, "r": 20, "t": 90, "b": 110},
     )
     return json.loads(fig.to_json())
+
+
+def _number(value: float) -> str:
+    """Table cells: thousands separators, no scientific notation (-29650.1 -> '-29,650')."""
+    if value is None or not np.isfinite(value):
+        return "–"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    if abs(value) >= 1:
+        return f"{value:,.2f}"
+    return f"{value:.3f}"
 
 
 def calibration_vs_holdout_figure(table: pd.DataFrame, unit_label: str = "holdout period") -> dict[str, Any]:
@@ -118,21 +142,25 @@ def clv_distribution_figure(
         name="Customers",
         marker_color=ACTUAL,
     )
-    for name, value, dash in (("P10", p10, "dot"), ("P50", p50, "dash"), ("P90", p90, "dot")):
-        fig.add_vline(
-            x=float(value),
-            line_dash=dash,
-            line_color=MODEL,
-            annotation_text=f"{name} {currency}{value:,.2f}",
-            annotation_position="top",
+    # Labels on three heights, left-anchored at their line: close percentiles no longer overprint.
+    for row, (name, value, dash) in enumerate((("P10", p10, "dot"), ("P50", p50, "dash"), ("P90", p90, "dot"))):
+        fig.add_vline(x=float(value), line_dash=dash, line_color=MODEL)
+        fig.add_annotation(
+            x=float(value), y=1.0 - 0.09 * row, xref="x", yref="paper", xanchor="left", yanchor="top",
+            text=f"{name} {currency}{value:,.2f}", showarrow=False, xshift=3,
+            bgcolor="rgba(255,255,255,0.85)", font={"size": 11, "color": "#9a3412"},
         )
     cut = 100.0 * (1 - shown.size / values.size) if values.size else 0.0
     title = f"CLTV distribution ({values.size:,} customers; top {cut:.1f}% beyond the axis)"
     return _finish(fig, title, f"CLTV {currency}".strip(), "Customers")
 
 
-def cohort_band_figure(cohorts: pd.DataFrame, currency: str = "") -> dict[str, Any]:
-    """Expected cohort value by first-purchase cohort with the P10–P90 band of the cohort sum."""
+def cohort_band_figure(cohorts: pd.DataFrame, currency: str = "", partial_last: bool = False) -> dict[str, Any]:
+    """Expected cohort value by first-purchase cohort with the P10–P90 band of the cohort sum.
+
+    ``partial_last``: the data end inside the last month, so that cohort holds only part of a month's
+    new customers; its point is marked so the drop is not read as a collapse.
+    """
     x = pd.to_datetime(cohorts["cohort"]).dt.strftime("%Y-%m-%d").tolist()
     fig = go.Figure()
     fig.add_scatter(x=x, y=cohorts["p90"].tolist(), mode="lines", line={"width": 0}, name="P90", showlegend=False)
@@ -154,9 +182,19 @@ def cohort_band_figure(cohorts: pd.DataFrame, currency: str = "") -> dict[str, A
         customdata=cohorts["customers"].tolist(),
         hovertemplate="%{y:,.0f} (customers: %{customdata})<extra></extra>",
     )
-    return _finish(
-        fig, "Expected future value by acquisition cohort", "First-purchase cohort", f"CLTV {currency}".strip()
-    )
+    if partial_last and x:
+        fig.add_annotation(
+            x=x[-1], y=float(cohorts["expected_clv"].iloc[-1]), text="partial month", showarrow=True, arrowhead=2,
+            ax=-40, ay=-30, font={"size": 11}, bgcolor="rgba(255,255,255,0.85)",
+        )
+    y_title = f"Cohort value ({currency.strip()})" if currency.strip() else "Cohort value"
+    return _finish(fig, "Expected future value by acquisition cohort", "First-purchase cohort", y_title)
+
+
+COMPARISON_COLUMNS = {
+    "label": "Model", "penalizer": "Penalizer", "log_likelihood": "Log-lik.", "bic": "BIC",
+    "mae": "Mean abs. error", "rmse": "RMSE", "aggregate_error": "Total error",
+}  # fmt: skip
 
 
 def model_comparison_figure(table: pd.DataFrame, metric: str = "rmse") -> dict[str, Any]:
@@ -181,14 +219,16 @@ def model_comparison_figure(table: pd.DataFrame, metric: str = "rmse") -> dict[s
             cells.append([f"{v:+.1%}" for v in col])
         elif c == "label":
             cells.append([f"{v} ✓" if chosen else str(v) for v, chosen in zip(col, ok["chosen"], strict=True)])
+        elif c == "penalizer":
+            cells.append([f"{v:g}" for v in col])
         else:
-            cells.append([f"{v:,.4g}" for v in col])
+            cells.append([_number(float(v)) for v in col])
     fig.add_table(
-        header={"values": [c.replace("_", " ") for c in columns]},
-        cells={"values": cells},
+        header={"values": [f"<b>{COMPARISON_COLUMNS.get(c, c)}</b>" for c in columns], "align": "left"},
+        cells={"values": cells, "align": ["left"] + ["right"] * (len(columns) - 1)},
         domain={"x": [0.0, 1.0], "y": [0.0, 0.4]},
     )
-    fig.update_layout(yaxis={"domain": [0.55, 1.0]})
+    fig.update_layout(yaxis={"domain": [0.55, 1.0]}, height=520)
     return _finish(
         fig, f"Model comparison on the holdout period ({metric.upper()}, lower is better)", "", metric.upper()
     )

@@ -39,6 +39,7 @@ from cltv.pipeline import (
 )
 from cltv.summary import summary_from_transactions
 from rfm_portal.customers.models import Transaction
+from rfm_portal.dashboard.currency import currency_symbol
 from rfm_portal.mlops import services as registry
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.progress import JobReporter
@@ -257,11 +258,16 @@ def train_cltv_model(
     annual_discount_rate: float = 0.10,
     margin: float = DEFAULT_MARGIN,
     n_draws: int = 200,
+    models: tuple[str, ...] | None = None,
+    penalizers: tuple[float, ...] | None = None,
     user=None,
     reporter: JobReporter | None = None,
 ) -> ModelVersion:
     """Train, score every customer and promote a new CLTV version; on any error the version is
-    marked failed and the active version (and its scores) stay as they were."""
+    marked failed and the active version (and its scores) stay as they were.
+
+    ``models`` / ``penalizers`` narrow the candidates compared (default: all), e.g. BG/NBD unpenalised
+    to serve the published CDNOW fit."""
 
     def progress(pct: int, message: str) -> None:
         if reporter is not None:
@@ -278,6 +284,8 @@ def train_cltv_model(
         annual_discount_rate=float(annual_discount_rate),
         margin=float(margin),
         n_draws=int(n_draws),
+        **({"models": tuple(models)} if models else {}),
+        **({"penalizers": tuple(float(p) for p in penalizers)} if penalizers else {}),
     )
     params = {
         "observation_end": obs_excl.isoformat(),
@@ -391,6 +399,7 @@ class CLTVPage:
     cohorts: list[dict[str, Any]]
     totals: dict[str, float]
     trained_settings: bool
+    partial_last_cohort: bool = False
 
 
 def _param_rows(fit: dict[str, Any], label: str) -> list[dict[str, Any]]:
@@ -451,20 +460,22 @@ def cltv_page(mv: ModelVersion, bundle: CLTVModelBundle, scores: pd.DataFrame) -
         cohort_table = cohort_now.reset_index().assign(p10=np.nan, p50=np.nan, p90=np.nan, expected_clv=np.nan)
     band = cohort_table.assign(expected_clv=cohort_table["expected_clv_now"])
     unit_label = "weeks" if bundle.unit == "W" else "days"
+    currency = currency_symbol()
+    # Data end inside a month (the cut-off is not the 1st): the last cohort has only part of its customers.
+    obs_end = m.get("observation_end_exclusive")
+    partial_last = bool(obs_end) and pd.Timestamp(obs_end).day != 1
     figures = {
         "comparison": charts.model_comparison_figure(comparison, m.get("selection_metric", "rmse")),
         "calibration": charts.calibration_vs_holdout_figure(cvh),
         "period": charts.period_transactions_figure(pt),
         "expected": charts.expected_purchases_heatmap(matrices),
         "palive": charts.p_alive_heatmap(matrices),
-        "distribution": charts.clv_distribution_figure(scores["clv_now"].to_numpy()),
-        "cohorts": charts.cohort_band_figure(band),
+        "distribution": charts.clv_distribution_figure(scores["clv_now"].to_numpy(), currency=currency),
+        "cohorts": charts.cohort_band_figure(band, currency=currency, partial_last=partial_last),
     }
-    figures["expected"]["layout"]["title"]["text"] = (
+    figures["expected"]["layout"]["title"] = charts.wrapped_title(
         f"Expected purchases in the next {matrices.t:g} {unit_label[:-1]} (customer age {matrices.T:.0f} {unit_label})"
     )
-    for figure in figures.values():
-        figure["layout"]["title"]["font"] = {"size": 14}
     top = scores.sort_values("clv_now", ascending=False).head(25)
     params = _param_rows(m["transaction_fit"], m["transaction_fit"]["label"]) + _param_rows(
         m["gamma_gamma_fit"], "Gamma-Gamma"
@@ -479,6 +490,7 @@ def cltv_page(mv: ModelVersion, bundle: CLTVModelBundle, scores: pd.DataFrame) -
         "mean_p_alive": float(scores["p_alive"].mean()) if len(values) else 0.0,
     }
     return CLTVPage(
+        partial_last_cohort=partial_last,
         figures=figures,
         param_rows=registry_safe(params),
         comparison=registry_safe(comparison.to_dict(orient="records")),
@@ -489,3 +501,52 @@ def cltv_page(mv: ModelVersion, bundle: CLTVModelBundle, scores: pd.DataFrame) -
         totals=totals,
         trained_settings=bool(trained),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# the CSV export: what the page shows, under the page's settings
+# ---------------------------------------------------------------------------------------------
+
+
+def is_trained_settings(mv: ModelVersion, bundle: CLTVModelBundle) -> bool:
+    return (
+        bundle.clv_horizon_days == mv.params.get("clv_horizon_days")
+        and bundle.annual_discount_rate == mv.params.get("annual_discount_rate")
+        and bundle.margin == mv.params.get("margin")
+    )
+
+
+def scores_export(mv: ModelVersion, bundle: CLTVModelBundle, scores: pd.DataFrame) -> pd.DataFrame:
+    """The export table under ``bundle``'s settings, highest CLV first, rounded to what is meaningful.
+
+    CLV and expected purchases follow the horizon, discount rate and margin; the stored P10/P50/P90
+    come from the simulation at the trained settings, so they are only included at those settings.
+    Money in the portal's currency (column names say which), cents; probabilities 4 decimals,
+    purchases 3, history in the model's unit 2.
+    """
+    from rfm_portal.dashboard.currency import money_column
+
+    horizon = round(bundle.clv_horizon_days)
+    x, tx, T = (scores[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T"))
+    out = pd.DataFrame(
+        {
+            "customer_id": scores["external_id"].astype(str),
+            "first_purchase": pd.to_datetime(scores["first_purchase"]).dt.strftime("%Y-%m-%d"),
+            "frequency": scores["frequency"].astype(int),
+            f"recency_{'weeks' if bundle.unit == 'W' else 'days'}": scores["recency"].astype(float).round(2),
+            f"age_{'weeks' if bundle.unit == 'W' else 'days'}": scores["T"].astype(float).round(2),
+            money_column("mean_repeat_order"): scores["monetary"].astype(float).round(2),
+            "p_alive": scores["p_alive"].astype(float).round(4),
+            f"expected_purchases_{horizon}d": np.round(bundle.expected_purchases(float(horizon), x, tx, T), 3),
+            money_column("expected_order_value"): scores["expected_aov"].astype(float).round(2),
+            money_column(f"clv_{horizon}d"): np.round(closed_form_clv(bundle, scores), 2),
+        }
+    )
+    if is_trained_settings(mv, bundle):
+        for q in ("p10", "p50", "p90"):
+            out[money_column(f"clv_{q}")] = scores[f"clv_{q}"].astype(float).round(2)
+    out["horizon_days"] = horizon
+    out["annual_discount_rate"] = bundle.annual_discount_rate
+    out["margin"] = bundle.margin
+    out["model_version"] = mv.version
+    return out.sort_values(money_column(f"clv_{horizon}d"), ascending=False, kind="stable")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -18,7 +19,6 @@ from rfm_portal.mlops.progress import submit_job
 
 from . import selectors, services
 from .forms import CLVSettingsForm
-from .models import CLTVScore
 from .tasks import train_cltv_task
 
 
@@ -38,35 +38,37 @@ def overview(request: HttpRequest) -> HttpResponse:
         "margin": bundle.margin,
     }
     form = CLVSettingsForm(request.GET if request.GET else None, initial=initial)
+    export_query = ""
     if form.is_bound and form.is_valid():
         bundle = services.bundle_with_settings(bundle, **form.cleaned_data)
+        export_query = urlencode(form.cleaned_data)  # the export follows what is on screen
     page = services.cltv_page(mv, bundle, selectors.scores_frame(mv))
-    context.update({"form": form, "bundle": bundle, "page": page, "metrics": mv.metrics})
+    context.update({"form": form, "bundle": bundle, "page": page, "metrics": mv.metrics, "export_query": export_query})
     return render(request, "cltv/overview.html", context)
 
 
 def scores_csv(request: HttpRequest) -> HttpResponse:
+    """The scores as the page shows them: the horizon, discount rate and margin in the query apply."""
     mv = selectors.active_version()
     if mv is None:
         return HttpResponse("No active CLTV model.", status=404, content_type="text/plain")
-    fields = [
-        "frequency", "recency", "T", "monetary", "p_alive", "expected_purchases_30d", "expected_purchases_90d",
-        "expected_purchases_365d", "expected_aov", "clv", "clv_p10", "clv_p50", "clv_p90",
-    ]  # fmt: skip
-    rows = (
-        CLTVScore.objects.filter(model_version=mv)
-        .order_by("-clv")
-        .values_list("customer__external_id", "first_purchase", *fields)
-    )
+    bundle = registry.load_active(services.KIND)
+    if request.GET:
+        form = CLVSettingsForm(request.GET)
+        if not form.is_valid():
+            return HttpResponse(f"Invalid settings: {form.errors.as_text()}", status=400, content_type="text/plain")
+        bundle = services.bundle_with_settings(bundle, **form.cleaned_data)
+    table = services.scores_export(mv, bundle, selectors.scores_frame(mv))
     writer = SafeCSVWriter()
 
     def stream() -> Iterator[str]:
-        yield writer.writerow(["customer_id", "first_purchase", *fields, "model_version"])
-        for row in rows.iterator(chunk_size=5000):
-            yield writer.writerow([*row, mv.version])
+        yield writer.writerow(list(table.columns))
+        for row in table.itertuples(index=False, name=None):
+            yield writer.writerow(row)
 
     response = StreamingHttpResponse(stream(), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="cltv_scores_v{mv.version}.csv"'
+    name = f"cltv_scores_v{mv.version}_{round(bundle.clv_horizon_days)}d_margin{bundle.margin:g}"
+    response["Content-Disposition"] = f'attachment; filename="{name}.csv"'
     return response
 
 

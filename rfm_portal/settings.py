@@ -289,7 +289,12 @@ LOGGING = {
     "disable_existing_loggers": False,
     "handlers": {"console": {"class": "logging.StreamHandler"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # Django's default config gives "django" its own console handler and lets it propagate to root's:
+        # every request line (runserver/daphne log under django.*) was printed twice. Root prints it once.
+        "django": {"level": os.environ.get("LOG_LEVEL", "INFO"), "handlers": [], "propagate": True},
+    },
 }
 
 # Product settings
@@ -373,3 +378,11 @@ STREAM = {
     "SHARP_RISE": float(os.environ.get("STREAM_SHARP_RISE", 0.15)),  # probability points that make an alert
     "EMBEDDED_RATE": float(os.environ.get("STREAM_EMBEDDED_RATE", 1.0)),  # events/s simulated by `make run`
 }
+# --- Currency: every amount on pages, CSV headers and API docs is in this one currency ---
+CURRENCY = os.environ.get("CURRENCY", "GBP").strip().upper()
+CURRENCY_SYMBOL = os.environ.get("CURRENCY_SYMBOL", "")  # empty: the usual symbol for CURRENCY (e.g. £)
+SPECTACULAR_SETTINGS["DESCRIPTION"] += f" Money amounts (CLV, order value, revenue) are in {CURRENCY}."
+# ReDoc's bundle as the sidecar ships it, minus its one CDN reference (rfm_portal/dashboard/vendor.py)
+SPECTACULAR_SETTINGS["REDOC_DIST"] = "/docs-assets/redoc"
+# /predict_cltv's `unit` and `purchase_horizon_unit` share one choice set: one enum in the schema
+SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["TimeUnitEnum"] = ["days", "weeks"]

@@ -12,3 +12,15 @@ class SegmentationConfig(AppConfig):
         from segmentation.views import customer_panel_context
 
         register_customer_panel(order=5, template="segmentation/customer_panel.html", build=customer_panel_context)
+
+        from rfm_portal.mlops.kinds import KeyMetric, register_job_kind, register_model_kind
+
+        register_model_kind("segmentation", "Segments and clusters", page_url_name="segmentation:overview",
+                            key_metrics=[
+            KeyMetric("Clusters (k)", "k", fmt="int"),
+            KeyMetric("Silhouette", lambda m: (m.get("silhouette_by_k") or {}).get(str(m.get("k"))),
+                      help="How well separated the clusters are: -1 to 1, higher is better."),
+            KeyMetric("Customers", "customers", fmt="int"),
+        ])
+        register_job_kind("segmentation.train", "Segment customers (RFM + clusters)")
+        register_job_kind("segmentation.setup", "Set-up: segment customers")

@@ -74,6 +74,10 @@ RFM_COLUMNS: tuple[str, ...] = (
 TRANSACTION_COLUMNS: tuple[str, ...] = ("customer_id", "invoice", "invoiced_at", "amount", "is_return")
 NEUTRAL_SCORE = 3
 DEFAULT_K_VALUES: tuple[int, ...] = tuple(range(2, 11))
+# A marketer's floor: fewer than 4 groups is too coarse to act on (silhouette alone often picks
+# k = 2: "buyers" and "everyone else"). Smaller k wins only when its silhouette is clearly better.
+MARKETER_MIN_K = 4
+CLEAR_SILHOUETTE_MARGIN = 0.10
 NEW_LABEL = "(new)"
 GONE_LABEL = "(gone)"
 _DAY_NS = 86_400 * 10**9
@@ -258,7 +262,9 @@ def rfm_table(
 # --------------------------------------------------------------------------------------------
 
 
-def quintile_scores(values: np.ndarray | pd.Series | Sequence[float], *, reverse: bool = False) -> np.ndarray:
+def quintile_scores(
+    values: np.ndarray | pd.Series | Sequence[float], *, reverse: bool = False, lowest_is_one: bool = False
+) -> np.ndarray:
     """Rank-based quintile scores 1–5 (5 = highest value, or lowest when ``reverse``).
 
     Rule: with ``rank`` the *average* rank of each value (ties share the mean of their ranks,
@@ -276,6 +282,12 @@ def quintile_scores(values: np.ndarray | pd.Series | Sequence[float], *, reverse
       60 % bought once, all of them get F = 2 and nobody gets F = 1).
 
     ``reverse=True`` is used for recency: the smallest number of days (most recent) scores 5.
+
+    ``lowest_is_one=True`` (used for frequency): the block of customers at the lowest value scores
+    1, everyone else as above. Order counts are heavily tied (often half the customers bought
+    once); with mid-ranks those one-time buyers would all get F = 2 and nobody F = 1, leaving the
+    New and Promising segments empty. The rule keeps scores monotone and equal values equal;
+    all-equal values still get the neutral 3.
     Raises :class:`SegmentationError` on missing values.
     """
     x = np.asarray(values, dtype=np.float64)
@@ -288,7 +300,10 @@ def quintile_scores(values: np.ndarray | pd.Series | Sequence[float], *, reverse
         raise SegmentationError("Cannot score customers with missing R, F or M values.")
     ranks = rankdata(-x if reverse else x, method="average")
     twice = np.rint(2.0 * ranks).astype(np.int64)
-    return ((5 * (twice - 1)) // (2 * n) + 1).astype(np.int8)
+    scores = ((5 * (twice - 1)) // (2 * n) + 1).astype(np.int8)
+    if lowest_is_one and x.min() != x.max():
+        scores[x == (x.max() if reverse else x.min())] = 1
+    return scores
 
 
 def score_rfm(rfm: pd.DataFrame) -> pd.DataFrame:
@@ -305,7 +320,7 @@ def score_rfm(rfm: pd.DataFrame) -> pd.DataFrame:
     _check_rfm(rfm, min_customers=1)
     out = rfm.copy()
     out["r_score"] = quintile_scores(rfm["recency_days"], reverse=True)
-    out["f_score"] = quintile_scores(rfm["frequency"])
+    out["f_score"] = quintile_scores(rfm["frequency"], lowest_is_one=True)  # one-time buyers reach F = 1
     out["m_score"] = quintile_scores(rfm["monetary"])
     out["fm_score"] = fm_score(out["f_score"], out["m_score"]).astype(np.int8)
     digits = out["r_score"].astype(np.int64) * 100 + out["f_score"].astype(np.int64) * 10 + out["m_score"]
@@ -481,7 +496,43 @@ def fit_kmeans(
         return _estimator(k, len(x), random_state, minibatch_threshold).fit(x)
 
 
-def _choose_k(k_values: Sequence[int], silhouette: Sequence[float], tolerance: float) -> tuple[int, str]:
+def _choose_k(
+    k_values: Sequence[int],
+    silhouette: Sequence[float],
+    tolerance: float,
+    min_k: int = MARKETER_MIN_K,
+    clear_margin: float = CLEAR_SILHOUETTE_MARGIN,
+) -> tuple[int, str]:
+    """Rule: the marketer's floor first — only k ≥ ``min_k`` compete, unless the best k below the
+    floor beats them by at least ``clear_margin`` silhouette (the data clearly have fewer groups)
+    or no k ≥ ``min_k`` is usable. Within the competing k, :func:`_best_k`."""
+    sil = np.asarray(silhouette, dtype=float)
+    ks = list(k_values)
+    above = [i for i, k in enumerate(ks) if k >= min_k and not np.isnan(sil[i])]
+    below = [i for i, k in enumerate(ks) if k < min_k and not np.isnan(sil[i])]
+    if not above or not below:
+        chosen, text = _best_k(ks, sil, tolerance)
+        if not above and below and min_k > min(ks):
+            text += f" These customers support no usable k ≥ {min_k}, so the usual floor of {min_k} groups was lifted."
+        return chosen, text
+    chosen, text = _best_k([ks[i] for i in above], sil[above], tolerance)
+    best_below = max(below, key=lambda i: sil[i])
+    best_above_s = float(np.nanmax(sil[above]))
+    if sil[best_below] >= best_above_s + clear_margin:
+        small, small_text = _best_k([ks[i] for i in below], sil[below], tolerance)
+        return small, (
+            f"{small_text} The usual floor of {min_k} groups was not applied: the data clearly have fewer groups "
+            f"(silhouette {sil[best_below]:.3f} at k = {ks[best_below]} vs at most {best_above_s:.3f} "
+            f"for k ≥ {min_k}, a margin of {clear_margin:g} or more)."
+        )
+    return chosen, (
+        f"{text} Fewer than {min_k} groups are too coarse for campaigns, so smaller k only win with a clearly "
+        f"better silhouette (by {clear_margin:g}); the best below the floor, {sil[best_below]:.3f} at "
+        f"k = {ks[best_below]}, is not."
+    )
+
+
+def _best_k(k_values: Sequence[int], silhouette: Sequence[float], tolerance: float) -> tuple[int, str]:
     """Rule: the highest silhouette wins; any k within ``tolerance`` of the best counts as a tie
     and the smallest such k is chosen (fewer clusters are easier to act on)."""
     sil = np.asarray(silhouette, dtype=float)
@@ -512,6 +563,7 @@ def search_k(
     silhouette_sample: int = 10_000,
     tolerance: float = 0.01,
     minibatch_threshold: int = MINIBATCH_THRESHOLD,
+    min_k: int = MARKETER_MIN_K,
 ) -> KSearchResult:
     """Fit K-Means for each k and choose one.
 
@@ -520,8 +572,8 @@ def search_k(
       of squares, for the elbow plot) is on all rows.
     * Silhouette is computed on one seeded random sample of at most ``silhouette_sample`` rows,
       the same sample for every k (exact silhouette is quadratic in n).
-    * Choice (:func:`_choose_k`): highest silhouette; near-ties within ``tolerance`` go to the
-      smaller k.
+    * Choice (:func:`_choose_k`): among k ≥ ``min_k`` (a marketer's floor, unless a smaller k is
+      clearly better), the highest silhouette; near-ties within ``tolerance`` go to the smaller k.
     * Candidates are limited to ``2 ≤ k ≤ min(distinct profiles, n − 1)``; the explanation
       says so when the range was cut.
 
@@ -567,7 +619,7 @@ def search_k(
             sils.append(float(silhouette_score(xs, ls)) if 2 <= n_lab <= len(xs) - 1 else float("nan"))
         seconds.append(time.perf_counter() - started)
 
-    chosen, text = _choose_k(ks, sils, tolerance)
+    chosen, text = _choose_k(ks, sils, tolerance, min_k=min_k)
     if len(ks) < len(wanted):
         text += (
             f" Larger k were skipped: these customers support at most k = {k_max} (every cluster needs its own"
@@ -592,6 +644,13 @@ def search_k(
 # ---- cluster ordering and names -------------------------------------------------------------
 
 LEVEL_NAMES: tuple[str, str, str] = ("low", "mid", "high")
+# Recency words are tied to absolute days as well as to percentiles, so a name never contradicts the
+# calendar: a cluster whose median customer last bought over a year ago is lapsed/lost ("low") even if
+# most customers are older still; over 90 days ago it is never "recent" ("high"); within 30 days it is
+# never lapsed.
+RECENCY_LAPSED_DAYS = 365
+RECENCY_RECENT_DAYS = 90
+RECENCY_ACTIVE_DAYS = 30
 
 _NAME_TABLE: dict[tuple[str, str, str], str] = {
     # (recency level, frequency level, monetary level) -> name. Levels are "bigger is better"
@@ -667,6 +726,9 @@ def cluster_profiles(rfm: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     customers, recency inverted (``1 − percentile``) so that bigger is better on every axis —
     ``r_level``, ``f_level``, ``m_level`` (see :func:`_levels`), and ``name``.
 
+    Recency levels are also held to absolute days (``RECENCY_*_DAYS``): median over 365 days → low,
+    over 90 days → at most mid, within 30 days → at least mid.
+
     Naming rule: :func:`cluster_name` of the three levels. Medians and rank positions move
     little when a few customers are added or removed, so names are stable under small changes
     of the data (tested by dropping 2 % of customers). When several clusters get the same base
@@ -682,7 +744,12 @@ def cluster_profiles(rfm: pd.DataFrame, labels: np.ndarray) -> pd.DataFrame:
     f_pos = _positions(medians["frequency"], pops["frequency"])
     m_pos = _positions(medians["monetary"], pops["monetary"])
     stats["r_position"], stats["f_position"], stats["m_position"] = r_pos, f_pos, m_pos
-    stats["r_level"] = _levels(r_pos, medians["recency_days"], pops["recency_days"], higher_is_better=False)
+    r_level = _levels(r_pos, medians["recency_days"], pops["recency_days"], higher_is_better=False)
+    days = medians["recency_days"]
+    r_level = np.where(days > RECENCY_LAPSED_DAYS, "low", r_level)
+    r_level = np.where((days > RECENCY_RECENT_DAYS) & (r_level == "high"), "mid", r_level)
+    r_level = np.where((days <= RECENCY_ACTIVE_DAYS) & (r_level == "low"), "mid", r_level)
+    stats["r_level"] = r_level.astype(object)
     stats["f_level"] = _levels(f_pos, medians["frequency"], pops["frequency"], higher_is_better=True)
     stats["m_level"] = _levels(m_pos, medians["monetary"], pops["monetary"], higher_is_better=True)
     base = pd.Series(
@@ -776,6 +843,7 @@ def cluster_rfm(
     silhouette_sample: int = 10_000,
     tolerance: float = 0.01,
     minibatch_threshold: int = MINIBATCH_THRESHOLD,
+    min_k: int = MARKETER_MIN_K,
 ) -> ClusteringResult:
     """K-Means segmentation of an RFM table, with automatic or overridden k.
 
@@ -803,6 +871,7 @@ def cluster_rfm(
             silhouette_sample=silhouette_sample,
             tolerance=tolerance,
             minibatch_threshold=minibatch_threshold,
+            min_k=min_k,
         )
     if k is None:
         assert result is not None

@@ -24,6 +24,7 @@ from segmentation import selectors
 from segmentation.models import RFMScore, SegmentationReport
 from segmentation.pipeline import (
     DEFAULT_K_VALUES,
+    MARKETER_MIN_K,
     ClusteringResult,
     SegmentationError,
     cluster_rfm,
@@ -77,6 +78,7 @@ def train_segmentation(
         "cutoff": None if cutoff is None else selectors.cutoff_datetime(cutoff).date().isoformat(),
         "k_override": None if k is None else int(k),
         "k_candidates": list(DEFAULT_K_VALUES),
+        "k_floor": MARKETER_MIN_K,
         "transform": TRANSFORM,
         "random_state": RANDOM_STATE,
     }
@@ -226,17 +228,20 @@ def _model_card(mv: ModelVersion, metrics: dict[str, Any], cutoff: pd.Timestamp)
             f"{metrics['customers']:,} customers with at least one purchase; customers with only returns are left out.",
             "Definitions: recency = days from the last purchase day to the cut-off day; frequency = distinct purchase "
             "invoices; monetary = purchases minus returns (net revenue).",
-            "Scores: rank-based quintiles (ties share a score; all-equal values score 3). Segment = grid cell of R and "
+            "Scores: rank-based quintiles (ties share a score; all-equal values score 3); the customers with the "
+            "fewest orders (often the one-time buyers) score F = 1. Segment = grid cell of R and "
             "FM = ceil((F + M) / 2); every customer gets exactly one segment.",
             f"Clusters: {TRANSFORM}. {metrics['k_explanation']}",
             "Cluster names: low/mid/high level of each cluster's median recency, frequency and monetary value among "
-            "all customers (e.g. 'Lapsed big spenders'); ids are ordered by mean monetary value (0 = highest).",
+            "all customers (e.g. 'Lapsed big spenders'); recency words also follow the calendar (median last purchase "
+            "over 365 days ago: lapsed/lost; over 90 days: never recent). Ids are ordered by mean monetary value "
+            "(0 = highest).",
             f"Largest segment: {biggest[0]} ({biggest[1]:,} customers)."
             + (f" The top 20% of customers bring {top:.0%} of net revenue." if top is not None else ""),
             "Limitations: quintiles are relative to this customer base and cut-off, so a score is not comparable "
             "across data sets; RFM ignores what customers buy, margins and acquisition channel; K-Means assumes "
-            "roughly spherical groups in the transformed space and the silhouette rule favours few clusters; "
-            "one-off buyers dominate frequency ties. Use it to prioritise, not to predict.",
+            "roughly spherical groups in the transformed space and the silhouette rule favours few clusters (hence "
+            "the floor of 4 groups); one-off buyers dominate frequency ties. Use it to prioritise, not to predict.",
         ]
     )
 

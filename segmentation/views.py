@@ -15,6 +15,7 @@ from django.views.decorators.http import require_GET, require_POST
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
 from rfm_portal.core.csv_export import SafeCSVWriter
 from rfm_portal.customers.models import Customer
+from rfm_portal.dashboard.currency import money_column
 from rfm_portal.mlops.models import Job
 from rfm_portal.mlops.progress import submit_job
 from segmentation import charts, selectors
@@ -134,7 +135,8 @@ CSV_HEADER = [
 
 def _csv_rows(mv, filters: dict[str, Any]) -> Iterator[str]:
     writer = SafeCSVWriter()
-    yield writer.writerow(CSV_HEADER)
+    # the amount column names its currency (net_revenue_gbp)
+    yield writer.writerow([money_column("net_revenue") if h == "monetary" else h for h in CSV_HEADER])
     for s in selectors.score_list(mv, **filters).iterator(chunk_size=2000):
         yield writer.writerow(
             [

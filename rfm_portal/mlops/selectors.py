@@ -57,3 +57,41 @@ def active_version(kind: str) -> ModelVersion | None:
 def latest_version(kind: str) -> ModelVersion | None:
     """The newest version of `kind` in any status (to show a running or failed training)."""
     return ModelVersion.objects.filter(kind=kind).order_by("-version").first()
+
+
+MODELS_PAGE_SIZE = 25
+
+
+def model_kinds() -> list[str]:
+    return sorted(ModelVersion.objects.values_list("kind", flat=True).distinct())
+
+
+def model_version_rows(kind: str | None = None) -> QuerySet[ModelVersion]:
+    """Versions newest first for the paged Models table; the heavy JSON (curves, tables) is left out."""
+    qs = ModelVersion.objects.select_related("trained_by").defer("model_card", "params")
+    if kind:
+        qs = qs.filter(kind=kind)
+    return qs.order_by("-created_at", "-id")
+
+
+def active_by_kind() -> list[KindVersions]:
+    """One entry per kind: its active version and whether a rollback is possible (no version lists)."""
+    groups: dict[str, KindVersions] = {kind: KindVersions(kind=kind) for kind in model_kinds()}
+    for mv in ModelVersion.objects.filter(status=ModelVersion.Status.ACTIVE).defer("model_card", "params"):
+        groups[mv.kind].active = mv
+    rollback_kinds = set(
+        ModelVersion.objects.filter(status=ModelVersion.Status.RETIRED, activated_at__isnull=False)
+        .values_list("kind", flat=True)
+        .distinct()
+    )
+    for kind in rollback_kinds:
+        groups[kind].can_roll_back = True
+    return list(groups.values())
+
+
+def model_version_detail(pk: int) -> ModelVersion:
+    return get_object_or_404(ModelVersion.objects.select_related("trained_by"), pk=pk)
+
+
+def version_jobs(mv: ModelVersion) -> QuerySet[Job]:
+    return Job.objects.filter(model_version=mv).order_by("-created_at")

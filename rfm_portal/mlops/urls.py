@@ -8,6 +8,7 @@ urlpatterns = [
     path("jobs/", views.job_list, name="jobs"),
     path("jobs/start/<slug:name>/", views.job_start, name="job-start"),
     path("models/", views.model_list, name="models"),
+    path("models/<int:pk>/", views.model_detail, name="model-detail"),
     path("models/<int:pk>/promote/", views.model_promote, name="model-promote"),
     path("models/<slug:kind>/rollback/", views.model_rollback, name="model-rollback"),
     path("api/jobs/", api.JobListApi.as_view(), name="api-jobs"),

@@ -45,13 +45,34 @@ def test_settings_recompute_the_figures(trained: Trained, analyst_client: Client
     assert bad.context["page"].totals["total_clv"] == pytest.approx(base.totals["total_clv"])
 
 
-def test_csv_export(trained: Trained, analyst_client: Client) -> None:
-    response = analyst_client.get(reverse("cltv:scores-csv"))
+def _csv(response) -> list[dict[str, str]]:
     assert response.status_code == 200 and response["Content-Type"] == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    return list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+
+
+def test_csv_export(trained: Trained, analyst_client: Client) -> None:
+    # Columns now name the horizon and the currency; P10/P50/P90 are there at the trained settings.
+    rows = _csv(analyst_client.get(reverse("cltv:scores-csv")))
     assert len(rows) == CLTVScore.objects.filter(model_version=trained.mv).count()
-    assert {"customer_id", "p_alive", "clv", "clv_p10", "clv_p90", "model_version"} <= set(rows[0])
-    assert float(rows[0]["clv"]) >= float(rows[-1]["clv"]) >= 0
+    assert {"customer_id", "p_alive", "clv_365d_gbp", "clv_p10_gbp", "clv_p90_gbp", "model_version"} <= set(rows[0])
+    assert float(rows[0]["clv_365d_gbp"]) >= float(rows[-1]["clv_365d_gbp"]) >= 0
+    # sensible precision: cents for money, 4 decimals for probabilities
+    assert all(len(r["clv_365d_gbp"].partition(".")[2]) <= 2 and len(r["p_alive"].partition(".")[2]) <= 4 for r in rows)
+
+
+def test_csv_export_follows_the_settings_on_screen(trained: Trained, analyst_client: Client) -> None:
+    base = {r["customer_id"]: r for r in _csv(analyst_client.get(reverse("cltv:scores-csv")))}
+    screen = {"horizon_days": 90, "annual_discount_rate": 0.1, "margin": 0.5}
+    page = analyst_client.get(reverse("cltv:overview"), screen)
+    assert "cltv/scores.csv?horizon_days=90" in page.content.decode()  # the button carries the settings
+    rows = _csv(analyst_client.get(reverse("cltv:scores-csv"), screen))
+    assert {"clv_90d_gbp", "expected_purchases_90d"} <= set(rows[0]) and "clv_p50_gbp" not in rows[0]
+    assert {r["margin"] for r in rows} == {"0.5"} and {r["horizon_days"] for r in rows} == {"90"}
+    shown = {r["external_id"]: r["clv_now"] for r in page.context["page"].top_customers}
+    for row in rows[:10]:
+        assert float(row["clv_90d_gbp"]) == pytest.approx(shown[row["customer_id"]], abs=0.006)
+        assert float(row["clv_90d_gbp"]) <= float(base[row["customer_id"]]["clv_365d_gbp"]) + 0.01
+    assert analyst_client.get(reverse("cltv:scores-csv"), {"horizon_days": -1}).status_code == 400
 
 
 def test_customer_panel(trained: Trained, analyst_client: Client) -> None:
@@ -80,3 +101,11 @@ def test_before_any_model(trained: Trained, analyst_client: Client, admin_client
     assert "No CLTV model yet" in html and "Train the CLTV model" not in html and "data-figure" not in html
     assert "Train the CLTV model" in admin_client.get(reverse("cltv:overview")).content.decode()
     assert analyst_client.get(reverse("cltv:scores-csv")).status_code == 404
+
+
+def test_model_card_is_rendered_and_amounts_carry_the_currency(trained: Trained, analyst_client: Client) -> None:
+    html = analyst_client.get(reverse("cltv:overview")).content.decode()
+    assert '<section class="card markdown" id="model-card">' in html and "<h1>CLTV model (" in html
+    assert "# CLTV model" not in html  # no raw markdown
+    assert 'data-kpi="total">£' in html and "CLTV (£)" in html
+    assert reverse("mlops:model-detail", args=[trained.mv.pk]) in html

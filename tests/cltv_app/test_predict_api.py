@@ -173,3 +173,24 @@ def test_no_active_model_is_503(trained: Trained, api_client: APIClient) -> None
 def test_in_the_openapi_schema(analyst_client: Client) -> None:
     schema = analyst_client.get("/api/schema/", HTTP_ACCEPT="application/json").content.decode()
     assert "/predict_cltv" in schema and "predict_cltv" in schema
+
+
+def test_purchase_horizon_by_id_and_its_units(trained: Trained, api_client: APIClient) -> None:
+    score = CLTVScore.objects.filter(model_version=trained.mv, frequency__gt=0).select_related("customer").first()
+    ext = score.customer.external_id
+    response = post(api_client, {"customer_id": ext, "purchase_horizon": 90})
+    assert response.status_code == 200, response.json()
+    (row,) = response.json()["results"]
+    assert row["source"] == "stored_history" and response.json()["purchase_horizon_days"] == 90
+    assert row["expected_purchases"] == pytest.approx(score.expected_purchases_90d, rel=1e-6)
+    weeks = post(api_client, {"customer_id": ext, "purchase_horizon": 10, "purchase_horizon_unit": "weeks"}).json()
+    days = post(api_client, {"customer_id": ext, "purchase_horizon": 70}).json()
+    assert weeks["results"][0]["expected_purchases"] == pytest.approx(days["results"][0]["expected_purchases"])
+    without = post(api_client, {"customer_id": ext}).json()["results"][0]
+    assert "expected_purchases" not in without and without["source"] == "stored"
+
+
+def test_purchase_horizon_is_validated(trained: Trained, api_client: APIClient) -> None:
+    assert post(api_client, {**ROW, "unit": "weeks", "purchase_horizon": -1}).status_code == 400
+    bad = post(api_client, {**ROW, "unit": "weeks", "purchase_horizon_unit": "weeks"})
+    assert bad.status_code == 400 and "purchase_horizon" in bad.json()

@@ -60,7 +60,7 @@ def test_customer_360_shows_profile_totals_and_timeline(analyst_client, data):
     assert totals.net_revenue == Decimal("160")
     assert totals.average_order_value == Decimal("60")
     html = response.content.decode()
-    assert 'data-total="net">160.00<' in html
+    assert 'data-total="net">£160.00<' in html  # amounts carry the portal currency (GBP by default)
     assert "United Kingdom" in html and "spring" in html and "C1004" in html
     figure = response.context["timeline_figure"]
     purchases = next(t for t in figure["data"] if t["name"] == "Purchase")

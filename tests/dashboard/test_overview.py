@@ -39,7 +39,7 @@ def test_overview_page_shows_kpis_and_chart(analyst_client, data):
     html = response.content.decode()
     assert 'data-kpi="customers">3<' in html
     assert 'data-kpi="active">2<' in html
-    assert 'data-kpi="aov">40.00<' in html
+    assert 'data-kpi="aov">£40.00<' in html  # amounts carry the portal currency (GBP by default)
     assert 'data-kpi="repeat">66.7%<' in html
     assert 'id="fig-revenue"' in html
     assert "vendor/plotly/plotly.min.js" in html

@@ -19,20 +19,25 @@ def churn_versions() -> list[ModelVersion]:
     for auc in (0.71, 0.78):
         mv = services.start_model_version("churn", {}, None, None)
         path, _ = services.write_artifact("churn", mv.version, {"auc": auc})
-        versions.append(services.complete_model_version(mv, {"auc": auc}, path, f"Churn model, AUC {auc}."))
+        metrics = {"roc_auc": auc, "brier": 0.1, "roc_curve": {"fpr": [0, 1], "tpr": [0, 1]}}
+        versions.append(services.complete_model_version(mv, metrics, path, f"Churn model, AUC {auc}."))
     services.promote(versions[0])
     services.fail_model_version(services.start_model_version("churn", {}, None, None), "MemoryError: too big")
     return versions
 
 
-def test_models_page_lists_versions_per_kind_with_metrics_and_card(analyst_client, churn_versions):
+def test_models_page_lists_one_compact_row_per_version_with_its_key_metrics(analyst_client, churn_versions):
     response = analyst_client.get(reverse("mlops:models"))
     assert response.status_code == 200
-    [group] = response.context["kinds"]
-    assert group.kind == "churn" and group.active.version == 1
-    assert [(v.version, v.status) for v in group.versions] == [(3, "failed"), (2, "ready"), (1, "active")]
+    [group] = response.context["active_kinds"]
+    assert group.kind == "churn" and group.active.version == 1 and group.label == "Churn risk"
+    rows = list(response.context["page"].object_list)
+    assert [(v.version, v.status) for v in rows] == [(3, "failed"), (2, "ready"), (1, "active")]
     body = response.content.decode()
-    assert "0.78" in body and "Churn model, AUC 0.71." in body and "MemoryError: too big" in body
+    # churn declares AUC and Brier as its key metrics; the card and the curves are on the version page
+    assert "AUC <b>0.780</b>" in body and "Brier <b>0.1000</b>" in body and "MemoryError: too big" in body
+    assert "Churn model, AUC 0.71." not in body and "roc_curve" not in body
+    assert reverse("mlops:model-detail", args=[churn_versions[0].pk]) in body
     assert "Promote" not in body  # analysts see no admin actions
 
 

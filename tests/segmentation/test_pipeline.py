@@ -498,11 +498,58 @@ def test_sampled_silhouette_matches_the_full_silhouette():
 
 
 def test_near_ties_go_to_the_smaller_k():
-    chosen, text = pipeline._choose_k([2, 3, 4, 5], [0.50, 0.55, 0.555, 0.40], tolerance=0.01)
+    # the tie rule itself, without the marketer's floor (min_k=2); the floor is tested below
+    chosen, text = pipeline._choose_k([2, 3, 4, 5], [0.50, 0.55, 0.555, 0.40], tolerance=0.01, min_k=2)
     assert chosen == 3
     assert "within 0.01 of the best (0.555 at k = 4)" in text
-    chosen, text = pipeline._choose_k([2, 3, 4], [0.3, 0.6, 0.4], tolerance=0.01)
+    chosen, text = pipeline._choose_k([2, 3, 4], [0.3, 0.6, 0.4], tolerance=0.01, min_k=2)
     assert chosen == 3 and "highest silhouette (0.600)" in text
+
+
+def test_marketers_floor_of_four_groups_unless_fewer_are_clearly_better():
+    # k = 2 has the best silhouette but not clearly (margin < 0.10): the floor holds, and says why
+    chosen, text = pipeline._choose_k([2, 3, 4, 5, 6], [0.45, 0.40, 0.38, 0.36, 0.30], tolerance=0.01)
+    assert chosen == 4 and "too coarse for campaigns" in text and "0.450 at k = 2" in text
+    # k = 2 clearly better (0.62 vs at most 0.40): the data win, and the page says the floor was lifted
+    chosen, text = pipeline._choose_k([2, 3, 4, 5], [0.62, 0.50, 0.40, 0.35], tolerance=0.01)
+    assert chosen == 2 and "floor of 4 groups was not applied" in text
+    # the data support only k ≤ 3: the floor cannot apply
+    chosen, text = pipeline._choose_k([2, 3], [0.5, 0.4], tolerance=0.01)
+    assert chosen == 2 and "floor of 4 groups was lifted" in text
+
+
+def test_frequency_min_rank_gives_one_time_buyers_f_1_and_fills_new_and_promising():
+    # 60 % bought once: with mid-ranks they would all get F = 2 and nobody F = 1
+    freq = np.array([1.0] * 60 + [2.0] * 20 + [3.0] * 10 + [5.0] * 10)
+    assert quintile_scores(freq).min() == 2
+    scores = quintile_scores(freq, lowest_is_one=True)
+    assert set(scores[:60]) == {1} and scores[60] == 4 and scores[-1] == 5
+    assert quintile_scores([7.0] * 6, lowest_is_one=True).tolist() == [3] * 6
+    assert quintile_scores([4.0], lowest_is_one=True).tolist() == [3]
+    assert quintile_scores([1.0, 1.0, 3.0], lowest_is_one=True).tolist() == [1, 1, 5]
+    n = 100
+    recency = np.r_[np.arange(1, 31), np.arange(200, 270)].astype(float)  # 30 recent, 70 old
+    frequency = np.r_[[1.0] * 30, 2 + np.arange(70) % 5].astype(float)  # the recent ones bought once
+    monetary = np.r_[np.full(30, 10.0), np.linspace(50, 500, 70)]
+    scored = score_rfm(rfm_frame(recency.tolist(), frequency.tolist(), monetary.tolist()))
+    assert len(scored) == n and (scored["f_score"].iloc[:30] == 1).all()
+    counts = scored["segment"].value_counts()
+    assert counts["New"] > 0 and counts["Promising"] > 0
+
+
+def test_cluster_recency_words_follow_the_calendar():
+    # every customer is old: percentiles alone would call the least-old group "recent"
+    recency = np.r_[np.full(50, 480.0), np.full(50, 700.0), np.full(50, 20.0)]
+    frequency = np.r_[np.full(50, 3.0), np.full(50, 3.0), np.full(50, 3.0)]
+    monetary = np.r_[np.full(50, 100.0), np.full(50, 100.0), np.full(50, 100.0)]
+    rfm = rfm_frame(recency.tolist(), frequency.tolist(), monetary.tolist())
+    profiles = pipeline.cluster_profiles(rfm, np.r_[np.zeros(50), np.ones(50), np.full(50, 2)].astype(int))
+    levels = dict(zip(profiles["median_recency_days"], profiles["r_level"], strict=True))
+    assert levels[480.0] == "low" and levels[700.0] == "low"  # 16 months lapsed is never "mid recency"
+    assert levels[20.0] == "high"
+    old_only = rfm_frame([100.0] * 40 + [300.0] * 40, [2.0] * 80, [50.0] * 80)
+    profiles = pipeline.cluster_profiles(old_only, np.r_[np.zeros(40), np.ones(40)].astype(int))
+    assert set(profiles.loc[profiles["median_recency_days"] == 100.0, "r_level"]) == {"mid"}  # not "recent"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -96,9 +96,10 @@ def test_a_second_run_records_migration_and_retires_the_first(trio):
     assert migration["from_version"] == 1
     matrix = pd.DataFrame(migration["counts"], index=migration["before"], columns=migration["after"])
     assert matrix.to_numpy().sum() == 3 and matrix.loc["Lost"].sum() == 1
-    # New cut-off 2024-03-26; scores are relative, so everyone moves (worked by hand):
-    # B R5 F2 M5 -> Champions, A R3 F5 M3 -> Loyal, C R1 F2 M1 -> Lost.
-    moves = [("Lost", "Champions"), ("Champions", "Loyal"), ("About to Sleep", "Lost")]
+    # New cut-off 2024-03-26; scores are relative, so everyone moves (worked by hand). B and C share the
+    # fewest orders (2), and the lowest frequency block scores F = 1:
+    # B R5 F1 M5 (FM 3) -> Potential Loyalist, A R3 F5 M3 -> Loyal, C R1 F1 M1 -> Lost.
+    moves = [("Lost", "Potential Loyalist"), ("Champions", "Loyal"), ("About to Sleep", "Lost")]
     assert [matrix.loc[before, after] for before, after in moves] == [1, 1, 1]
     assert RFMScore.objects.filter(model_version=first).count() == 3  # history kept
 

@@ -9,3 +9,11 @@ def metric(value) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
+
+
+@register.filter
+def markdown(text) -> str:
+    """A model card (markdown) as safe HTML: raw HTML escaped, unsafe links dropped."""
+    from rfm_portal.mlops.rendering import render_markdown
+
+    return render_markdown(text)
