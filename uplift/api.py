@@ -116,14 +116,14 @@ class UpliftScoreInputSerializer(StrictSerializer):
         return attrs
 
 
-class ModelVersionRefSerializer(serializers.Serializer):
+class UpliftModelVersionRefSerializer(serializers.Serializer):
     kind = serializers.CharField()
     version = serializers.IntegerField()
     id = serializers.IntegerField()
     learner = serializers.CharField(help_text="causal_forest or t_learner")
 
 
-class ProfitInputsSerializer(serializers.Serializer):
+class UpliftProfitInputsSerializer(serializers.Serializer):
     contact_cost = serializers.FloatField()
     incentive_cost = serializers.FloatField()
     margin = serializers.FloatField()
@@ -143,18 +143,18 @@ class UpliftResultSerializer(serializers.Serializer):
     reason = serializers.CharField()
 
 
-class UnscoredSerializer(serializers.Serializer):
+class UpliftUnscoredSerializer(serializers.Serializer):
     customer_id = serializers.CharField()
     reason = serializers.CharField()
 
 
 class UpliftScoreOutputSerializer(serializers.Serializer):
-    model_version = ModelVersionRefSerializer()
+    model_version = UpliftModelVersionRefSerializer()
     as_of = serializers.DateTimeField(allow_null=True, help_text="Feature cut-off (customer ids only).")
-    profit_inputs = ProfitInputsSerializer()
+    profit_inputs = UpliftProfitInputsSerializer()
     count = serializers.IntegerField()
     results = UpliftResultSerializer(many=True)
-    unscored = UnscoredSerializer(many=True, help_text="Unknown ids, or customers with no purchase before as_of.")
+    unscored = UpliftUnscoredSerializer(many=True, help_text="Unknown ids, or customers with no purchase before as_of.")
 
 
 def score(model: UpliftModel, X: pd.DataFrame, inputs: ProfitInputs) -> list[dict[str, Any]]:

@@ -32,8 +32,9 @@ GROUP_COLOURS: dict[str, str] = {"persuadable": "#2ca02c", "sure_thing": "#1f77b
 
 
 def _json(fig: go.Figure) -> dict[str, Any]:
-    fig.update_layout(template=TEMPLATE, legend={"orientation": "h", "yanchor": "top", "y": -0.22, "x": 0},
-                      margin={"l": 60, "r": 20, "t": 50, "b": 40})
+    # legend under the x-axis title, title left of the mode bar
+    fig.update_layout(template=TEMPLATE, legend={"orientation": "h", "yanchor": "top", "y": -0.3, "x": 0},
+                      margin={"l": 60, "r": 20, "t": 60, "b": 40}, title={"x": 0.01, "font": {"size": 15}})
     return json.loads(fig.to_json())
 
 

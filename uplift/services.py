@@ -179,7 +179,10 @@ def _churn_risk_rule() -> tuple[Any, str]:
     """The naive "target the highest churn risk" score: the active churn model, else the overdue ratio."""
     try:
         bundle = load_active("churn")
-    except (NoActiveModel, OSError, Exception):  # no churn model (or unreadable): a transparent proxy
+    except NoActiveModel:
+        bundle = None
+    except Exception:  # an unreadable churn artifact must not stop uplift training: fall back to the proxy
+        logger.warning("active churn model unreadable; the churn-risk rule uses the overdue ratio", exc_info=True)
         bundle = None
     if bundle is not None and all(f in FEATURE_COLUMNS for f in getattr(bundle, "features", [])):
         return (lambda X: bundle.predict_proba(X)), "churn risk from the active churn model"

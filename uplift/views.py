@@ -8,6 +8,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
@@ -86,8 +87,6 @@ def overview(request: HttpRequest) -> HttpResponse:
                 context["profit_figure"] = charts.profit_figure(targeting)
             rows = list(selectors.score_values(mv))
             if rows:
-                import numpy as np
-
                 arr = np.array([r[:5] for r in rows], dtype=float)
                 profit = expected_profit(arr[:, 4], arr[:, 0], arr[:, 3], inputs)
                 dogs = np.array([r[5] == "sleeping_dog" for r in rows])
