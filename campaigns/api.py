@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,13 +13,9 @@ from rest_framework.views import APIView
 
 from campaigns import selectors
 from campaigns.models import Campaign, CampaignTarget
+from rfm_portal.core.api import error_responses
 
 MAX_PAGE_SIZE = 5000
-
-ErrorSerializer = inline_serializer("CampaignApiError", {"detail": serializers.CharField()})
-FieldErrorsSerializer = inline_serializer(
-    "CampaignApiFieldErrors", {"field": serializers.ListField(child=serializers.CharField())})
-
 
 class StrictQuerySerializer(serializers.Serializer):
     """Query parameters: unknown ones are refused (a typo must not silently fall back to a default)."""
@@ -95,8 +91,7 @@ class CampaignListApi(APIView):
         operation_id="campaigns_list", tags=["campaigns"],
         summary="Campaigns with their status and planned totals",
         parameters=[CampaignListQuery],
-        responses={200: CampaignListOutputSerializer, 400: FieldErrorsSerializer, 401: ErrorSerializer,
-                   403: ErrorSerializer},
+        responses={200: CampaignListOutputSerializer, **error_responses(400)},
     )
     def get(self, request: Request) -> Response:
         query = CampaignListQuery(data=request.query_params.dict())
@@ -114,14 +109,15 @@ class CampaignTargetsApi(APIView):
                     "Holdout customers are never in the contact list; they are listed separately with list=holdout. "
                     "Messages are HTML-escaped.",
         parameters=[TargetsQuery],
-        responses={200: TargetPageOutputSerializer, 400: FieldErrorsSerializer, 401: ErrorSerializer,
-                   403: ErrorSerializer, 404: ErrorSerializer, 409: ErrorSerializer},
+        responses={200: TargetPageOutputSerializer, **error_responses(
+            400, 404, 409, extra={409: "The campaign is not approved: it has no target list yet."})},
     )
-    def get(self, request: Request, pk: int) -> Response:
+    def get(self, request: Request, pk: str) -> Response:
         query = TargetsQuery(data=request.query_params.dict())
         if not query.is_valid():
             return Response(query.errors, status=status.HTTP_400_BAD_REQUEST)
-        campaign = selectors.campaign_get(pk)
+        # Any text reaches the view (a JSON 404, never Django's HTML page, for an id that is not a number).
+        campaign = selectors.campaign_get(int(pk)) if pk.isdigit() and len(pk) < 18 else None
         if campaign is None:
             return Response({"detail": "No such campaign."}, status=status.HTTP_404_NOT_FOUND)
         if not campaign.exportable:

@@ -22,5 +22,5 @@ urlpatterns = [
     path("campaigns/<int:pk>/close/", views.campaign_close, name="close"),
     path("campaigns/<int:pk>/targets/", views.campaign_targets, name="targets"),
     path("api/campaigns/", api.campaign_list_api, name="api-list"),
-    path("api/campaigns/<int:pk>/targets/", api.campaign_targets_api, name="api-targets"),
+    path("api/campaigns/<str:pk>/targets/", api.campaign_targets_api, name="api-targets"),
 ]

@@ -18,23 +18,16 @@ from churn.counterfactual import counterfactuals, purchase_scenarios
 from churn.explain import explain_rows
 from churn.pipeline import ChurnModelBundle
 from rfm_portal.core.api import (
-    DATETIME_SCHEMA,
     BoundedDateTimeField,
     StrictBooleanField,
     StrictCharField,
     StrictIntegerField,
     StrictSerializer,
     error_responses,
-    text_schema,
 )
 from rfm_portal.core.schema import RequiredBodySchema
-from rfm_portal.customers.features import (
-    FEATURE_COLUMNS,
-    FEATURE_DOCS,
-    FeatureError,
-    features_from_payload,
-    payload_bounds,
-)
+from rfm_portal.customers.feature_schema import MAX_ID, scoring_request_schema
+from rfm_portal.customers.features import FeatureError, features_from_payload
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
 
@@ -42,7 +35,6 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
 MAX_EXPLAIN = 1_000
-MAX_ID = 64  # Customer.external_id
 NO_MODEL = ("No churn model is active yet, so nothing can be scored. An admin can train one on the Churn page "
             "(or run `manage.py train_churn`).")
 
@@ -98,42 +90,12 @@ class PredictChurnInputSerializer(StrictSerializer):
         return attrs
 
 
-def _feature_record_schema(with_p_alive: bool) -> dict[str, Any]:
-    properties: dict[str, Any] = {"customer_id": text_schema(MAX_ID),
-                                  "country": {**text_schema(MAX_ID, min_length=0), "nullable": True}}
-    names = [*FEATURE_COLUMNS, "p_alive"] if with_p_alive else list(FEATURE_COLUMNS)
-    for name in names:
-        low, high, whole = payload_bounds(name)
-        properties[name] = {"type": "integer" if whole else "number", "minimum": low, "maximum": high,
-                            "description": FEATURE_DOCS[name]["label"]}
-    return {"type": "object", "properties": properties, "required": names, "additionalProperties": False}
-
-
 def _request_schema() -> dict[str, Any]:
-    """The body as OpenAPI states it: exactly one of three shapes, no other keys, every value bounded.
-
-    Not expressible here (validated by the serializer, and a generated request may still get a 400 for them):
-    duplicate customer_id values within one features list, explain=true with more than 1,000 customers.
-    """
+    """The body as OpenAPI states it. Beyond the shared rules (rfm_portal.customers.feature_schema), not
+    expressible: explain=true with more than 1,000 customers (a 400)."""
     options = {"explain": {"type": "boolean", "default": False},
                "top_k": {"type": "integer", "minimum": 1, "maximum": 20, "default": 5}}
-    ident = text_schema(MAX_ID)
-    records = [_feature_record_schema(False), _feature_record_schema(True)]
-    features = {"oneOf": [*records, *({"type": "array", "items": r, "minItems": 1, "maxItems": MAX_BATCH}
-                                      for r in records)]}
-    as_of = {**DATETIME_SCHEMA, "description": "Feature cut-off (default: the day after the last transaction)."}
-
-    def shape(title: str, required: str, schema: dict[str, Any], with_as_of: bool) -> dict[str, Any]:
-        props = {required: schema, **({"as_of": as_of} if with_as_of else {}), **options}
-        return {"title": title, "type": "object", "properties": props, "required": [required],
-                "additionalProperties": False}
-
-    return {"oneOf": [
-        shape("ByCustomerId", "customer_id", ident, True),
-        shape("ByCustomerIds", "customer_ids",
-              {"type": "array", "items": ident, "minItems": 1, "maxItems": MAX_BATCH}, True),
-        shape("ByFeatures", "features", features, False),
-    ]}
+    return scoring_request_schema(options, MAX_BATCH)
 
 
 class ModelVersionRefSerializer(serializers.Serializer):

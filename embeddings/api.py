@@ -21,6 +21,7 @@ from rfm_portal.core.api import (
     error_responses,
     text_schema,
 )
+from rfm_portal.core.schema import RequiredBodySchema
 from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
 
 from . import selectors, services
@@ -132,6 +133,8 @@ EXAMPLE_RESPONSE = {
 
 class SimilarCustomersApi(APIView):
     """Lookalikes for CRM integrations (API key) and portal users (session)."""
+
+    schema = RequiredBodySchema()
 
     @extend_schema(
         operation_id="similar_customers",

@@ -11,14 +11,34 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib.auth.decorators import login_not_required
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from rfm_portal.core.api import NO_NUL_PATTERN, error_responses
+from rfm_portal.core.schema import RequiredBodySchema
+
 from .backends import get_stream
-from .events import Event, EventError, encode, parse_event
+from .events import (
+    EARLIEST,
+    EVENT_ID_RE,
+    KINDS,
+    MAX_CATEGORY,
+    MAX_COUNTRY,
+    MAX_DESCRIPTION,
+    MAX_EXTERNAL_ID,
+    MAX_INVOICE,
+    MAX_LINES,
+    MAX_QUANTITY,
+    MAX_SKU,
+    MAX_UNIT_PRICE,
+    Event,
+    EventError,
+    encode,
+    parse_event,
+)
 
 MAX_BATCH = 1_000
 
@@ -62,6 +82,34 @@ def parse_body(data: Any) -> tuple[list[Event], dict[str, Any]]:
     return events, ({"events": errors} if errors else {})
 
 
+def _request_schema() -> dict[str, Any]:
+    """The body as OpenAPI states it. Not expressible here (validated, answered 400 with field errors):
+    occurred_at no later than one day from now, a return's invoice starts with "C" (a purchase's does not),
+    unit_price with at most 4 decimals, distinct event_id values within one batch."""
+    text = {"type": "string", "minLength": 1, "pattern": r"^[^\u0000]*\S[^\u0000]*$"}
+    optional = {"type": "string", "pattern": NO_NUL_PATTERN, "nullable": True}  # null = not given
+    line = {"type": "object", "additionalProperties": False, "required": ["sku", "quantity", "unit_price"],
+            "properties": {
+                "sku": {**text, "maxLength": MAX_SKU}, "description": {**optional, "maxLength": MAX_DESCRIPTION},
+                "category": {**optional, "maxLength": MAX_CATEGORY},
+                "quantity": {"type": "integer", "minimum": 1, "maximum": MAX_QUANTITY},
+                "unit_price": {"type": "number", "minimum": 0, "maximum": float(MAX_UNIT_PRICE)}}}
+    event = {"type": "object", "additionalProperties": False,
+             "required": ["event_id", "type", "customer_id", "occurred_at", "lines"],
+             "properties": {
+                 "event_id": {"type": "string", "pattern": EVENT_ID_RE.pattern},
+                 "type": {"type": "string", "enum": list(KINDS)},
+                 "customer_id": {**text, "maxLength": MAX_EXTERNAL_ID},
+                 "occurred_at": {"type": "string", "format": "date-time",
+                                 "description": f"From {EARLIEST.date()} to one day from now."},
+                 "country": {**optional, "maxLength": MAX_COUNTRY},
+                 "invoice": {**optional, "maxLength": MAX_INVOICE},
+                 "lines": {"type": "array", "items": line, "minItems": 1, "maxItems": MAX_LINES}}}
+    batch = {"type": "array", "items": event, "minItems": 1, "maxItems": MAX_BATCH}
+    return {"oneOf": [event, batch, {"type": "object", "additionalProperties": False, "required": ["events"],
+                                     "properties": {"events": batch}}]}
+
+
 class EventsAcceptedSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     event_ids = serializers.ListField(child=serializers.CharField())
@@ -69,6 +117,8 @@ class EventsAcceptedSerializer(serializers.Serializer):
 
 
 class EventsApi(APIView):
+    schema = RequiredBodySchema()
+
     @extend_schema(
         operation_id="post_events",
         summary="Append purchase/return events to the event stream",
@@ -79,9 +129,10 @@ class EventsApi(APIView):
             "unit_price ≥ 0}]. All or nothing: a batch with any invalid event gets 400 with the field errors "
             "of each bad event under its position, and nothing is appended. 202: queued for the consumers."
         ),
-        request=None,
-        responses={202: EventsAcceptedSerializer, 400: OpenApiResponse(description="Field errors."),
-                   401: OpenApiResponse(description="No or unknown credentials.")},
+        request={"application/json": _request_schema()},
+        responses={202: EventsAcceptedSerializer, **error_responses(
+            400, 413, 415, 503, extra={503: "The event stream (Redis) or the database is unavailable: retry after "
+                                            "Retry-After seconds; nothing was appended."})},
         examples=[OpenApiExample("purchase", request_only=True, value={
             "event_id": "shop-1-000017", "type": "purchase", "customer_id": "10001",
             "occurred_at": "2025-01-03T10:15:00Z",

@@ -102,7 +102,9 @@ def _text(errors: Errors, data: dict, name: str, limit: int, required: bool) -> 
         errors[name] = ["Must be a string."]
         return ""
     value = value.strip()
-    if required and not value:
+    if "\x00" in value:
+        errors[name] = ["NUL characters are not allowed."]
+    elif required and not value:
         errors[name] = ["This field may not be blank."]
     elif len(value) > limit:
         errors[name] = [f"At most {limit} characters."]

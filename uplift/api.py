@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import logging
-import math
 from typing import Any
 
 import pandas as pd
@@ -15,6 +13,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from rfm_portal.core.api import (
+    BoundedDateTimeField,
+    StrictCharField,
+    StrictFloatField,
+    StrictSerializer,
+    check_finite_output,
+    error_responses,
+)
+from rfm_portal.core.schema import RequiredBodySchema
+from rfm_portal.customers.feature_schema import MAX_ID, scoring_request_schema
 from rfm_portal.customers.features import FeatureError, features_from_payload
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
@@ -25,49 +33,14 @@ logger = logging.getLogger(__name__)
 
 MAX_BATCH = 10_000
 MAX_MONEY = 1_000_000.0
-MAX_FEATURE_MAGNITUDE = 1e9  # no real customer has a billion orders, days or pounds in one feature
-EARLIEST_AS_OF = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-LATEST_AS_OF = dt.datetime(2100, 1, 1, tzinfo=dt.UTC)
 NO_MODEL = ("No uplift model is active yet, so nothing can be scored. An admin can train one on the Uplift page "
             "(or run `manage.py train_uplift`).")
 
 
-class FiniteFloatField(serializers.FloatField):
-    """A float that must be finite (no NaN/Infinity, also not as strings) and within bounds."""
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool):
-            self.fail("invalid")
-        value = super().to_internal_value(data)
-        if not math.isfinite(value):
-            raise serializers.ValidationError("Must be a finite number (not NaN or infinity).")
-        return value
-
-
-class BoundedDateTimeField(serializers.DateTimeField):
-    def to_internal_value(self, value: Any) -> dt.datetime:
-        parsed = super().to_internal_value(value)
-        aware = parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-        if not EARLIEST_AS_OF <= aware < LATEST_AS_OF:
-            raise serializers.ValidationError(f"Must be between {EARLIEST_AS_OF.date()} and {LATEST_AS_OF.date()}.")
-        return parsed
-
-
-class StrictSerializer(serializers.Serializer):
-    """Rejects keys it does not declare (a typo must not silently fall back to a default)."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, dict):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError({k: ["Unknown field."] for k in unknown})
-        return super().to_internal_value(data)
-
-
 class UpliftScoreInputSerializer(StrictSerializer):
-    customer_id = serializers.CharField(required=False, max_length=64, help_text="One customer's external id.")
+    customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
     customer_ids = serializers.ListField(
-        child=serializers.CharField(max_length=64), required=False, allow_empty=False,
+        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False,
         help_text=f"Up to {MAX_BATCH:,} external ids; features are built from their transactions before as_of.",
     )
     features = serializers.JSONField(
@@ -79,11 +52,11 @@ class UpliftScoreInputSerializer(StrictSerializer):
         required=False,
         help_text="Feature cut-off for customer ids (default: the day after the last imported transaction).",
     )
-    contact_cost = FiniteFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
+    contact_cost = StrictFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
                                     help_text="Cost of one contact (default from settings).")
-    incentive_cost = FiniteFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
+    incentive_cost = StrictFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
                                       help_text="Cost of the incentive, paid when the customer buys.")
-    margin = FiniteFloatField(required=False, min_value=0.0, max_value=1.0,
+    margin = StrictFloatField(required=False, min_value=0.0, max_value=1.0,
                               help_text="Share of revenue kept as profit (0–1).")
 
     def validate_customer_ids(self, value: list[str]) -> list[str]:
@@ -97,15 +70,9 @@ class UpliftScoreInputSerializer(StrictSerializer):
         if isinstance(value, list) and len(value) > MAX_BATCH:
             raise serializers.ValidationError(f"At most {MAX_BATCH:,} feature records per request, got {len(value):,}.")
         try:
-            frame = features_from_payload(value)
+            return features_from_payload(value)  # bounded per feature (payload_bounds), finite, JSON numbers
         except FeatureError as error:
             raise serializers.ValidationError(str(error)) from None
-        numeric = frame.select_dtypes("number")
-        too_big = numeric.columns[(numeric.abs() > MAX_FEATURE_MAGNITUDE).any()].tolist()
-        if too_big:
-            raise serializers.ValidationError(
-                f"{', '.join(too_big)}: values beyond ±{MAX_FEATURE_MAGNITUDE:.0e} are not plausible.")
-        return frame
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         given = [k for k in ("customer_id", "customer_ids", "features") if k in attrs]
@@ -171,6 +138,8 @@ def score(model: UpliftModel, X: pd.DataFrame, inputs: ProfitInputs) -> list[dic
 class UpliftScoreApi(APIView):
     """Uplift for CRM integrations (API key) and portal users (session)."""
 
+    schema = RequiredBodySchema()
+
     @extend_schema(
         operation_id="uplift_score",
         summary="Effect of contact (uplift), group and expected profit by customer id(s) or feature payload",
@@ -187,8 +156,17 @@ class UpliftScoreApi(APIView):
             "non-finite or implausible numbers and out-of-range dates are rejected with 400 and field errors. "
             "503 when no uplift model is active."
         ),
-        request=UpliftScoreInputSerializer,
-        responses={200: UpliftScoreOutputSerializer, 400: None, 404: None, 422: None, 503: None},
+        request={"application/json": scoring_request_schema({
+            "contact_cost": {"type": "number", "minimum": 0, "maximum": MAX_MONEY},
+            "incentive_cost": {"type": "number", "minimum": 0, "maximum": MAX_MONEY},
+            "margin": {"type": "number", "minimum": 0, "maximum": 1},
+        }, MAX_BATCH)},
+        responses={200: UpliftScoreOutputSerializer, **error_responses(
+            400, 404, 413, 415, 422, 503,
+            extra={404: "customer_id: unknown customer.",
+                   422: "customer_id: the customer has no purchase before as_of; or scores that are not finite.",
+                   503: "No uplift model is active, or its artifact cannot be read; or the database is busy "
+                        "(retry after Retry-After seconds)."})},
         examples=[
             OpenApiExample("by id", value={"customer_id": "10001"}, request_only=True),
             OpenApiExample("batch with profit inputs", request_only=True,
@@ -245,6 +223,8 @@ class UpliftScoreApi(APIView):
                 code = status.HTTP_404_NOT_FOUND if unscored[0]["reason"] == "unknown customer" else 422
                 return Response({"detail": f"Customer {data['customer_id']}: {unscored[0]['reason']}."}, status=code)
         results = score(model, X, inputs)
+        check_finite_output([[r["uplift"], r["uplift_low"], r["uplift_high"], r["baseline"], r["revenue_uplift"],
+                              r["expected_profit"]] for r in results], "these customers")
         registry = model.metrics.get("registry", {})
         body = {
             "model_version": {"kind": registry.get("kind", services.KIND), "version": registry.get("version", 0),

@@ -33,10 +33,13 @@ CONFIG = schemathesis.Config.from_dict({"seed": SEED, "generation": {"mode": "al
 
 def breaks_unstated_rule(case) -> bool:
     """Schema-valid bodies that break a rule JSON Schema cannot state: recency <= T in CLTV payload rows, distinct
-    customer_id values within one churn feature list, explain=true for more than 1,000 customers."""
+    customer_id values within one churn feature list, explain=true for more than 1,000 customers, a CLTV
+    purchase_horizon_unit without its purchase_horizon."""
     body = case.body
     if not isinstance(body, dict):
         return False
+    if "purchase_horizon_unit" in body and "purchase_horizon" not in body:
+        return True
     rows = body["customers"] if isinstance(body.get("customers"), list) else [body]
     for row in rows:
         if isinstance(row, dict) and _number(row.get("recency")) and _number(row.get("T")) \
@@ -128,8 +131,13 @@ def test_api_conforms_to_its_schema(case, api_headers):
     stats[0] += 1
     stats[1] += time.monotonic() - started
     STATUSES.setdefault(case.operation.label, set()).add(response.status_code)
-    waived = breaks_unstated_rule(case) or is_rejected_file(case, response)
+    # 422 "no purchase before as_of" depends on the customer's data, which no schema can know.
+    data_dependent = response.status_code == 422 and case.operation.path in ("/predict_churn", "/uplift_score")
+    waived = breaks_unstated_rule(case) or is_rejected_file(case, response) or data_dependent
+    # Events carry rules the schema cannot state (occurred_at relative to now, return invoices start with "C",
+    # at most 4 decimals, distinct event ids in a batch; see streaming/api.py): every other check still applies.
+    events = case.operation.path == "/api/events"
     case.validate_response(response, headers=api_headers,
-                           excluded_checks=[positive_data_acceptance] if waived else None)
+                           excluded_checks=[positive_data_acceptance] if waived or events else None)
     if waived:
-        assert response.status_code in (400, 401, 403, 413, 415), response.status_code
+        assert response.status_code in (400, 401, 403, 413, 415, 422), response.status_code

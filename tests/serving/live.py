@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -18,6 +19,8 @@ from django.db import connection
 
 ROOT = Path(__file__).resolve().parents[2]
 APP_NAME = "rfm-serve-live-test"  # application_name of the server's connections, to count exactly those
+# pg_stat_activity is cluster-wide: count this test database's server connections only, not another run's.
+COUNT_QUERY = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
 
 
 def free_port(lo: int = 18150, hi: int = 18199) -> int:  # bench/ uses 18100-18149
@@ -38,8 +41,7 @@ def admin_dsn() -> str:
 
 def server_connections() -> int:
     with psycopg.connect(admin_dsn(), autocommit=True) as conn:
-        query = "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s"
-        return conn.execute(query, [APP_NAME]).fetchone()[0]
+        return conn.execute(COUNT_QUERY, [APP_NAME]).fetchone()[0]
 
 
 class ConnectionSampler:
@@ -53,8 +55,7 @@ class ConnectionSampler:
     def _run(self) -> None:
         with psycopg.connect(admin_dsn(), autocommit=True) as conn:
             while not self._stop.is_set():
-                n = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
-                                 [APP_NAME]).fetchone()[0]
+                n = conn.execute(COUNT_QUERY, [APP_NAME]).fetchone()[0]
                 self.max_seen = max(self.max_seen, n)
                 self._stop.wait(0.02)
 
@@ -83,7 +84,8 @@ def live_server(tmp_path: Path, workers: int, **env: str) -> Iterator[str]:
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [sys.executable, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers",
-             str(workers)], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+             str(workers)], cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True)  # its own process group: the uvicorn workers stop with it
         try:
             deadline = time.monotonic() + 90
             while True:
@@ -99,9 +101,20 @@ def live_server(tmp_path: Path, workers: int, **env: str) -> Iterator[str]:
             log.flush()
             assert "Traceback" not in log_path.read_text(), log_path.read_text()  # before shutdown noise
         finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+            _stop_group(process)
+
+
+def _stop_group(process: subprocess.Popen) -> None:
+    """SIGTERM the server's process group, SIGKILL what is left: no orphaned worker keeps a connection."""
+    try:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(30)
+    except subprocess.TimeoutExpired:
+        pass
+    except ProcessLookupError:
+        return
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        return
+    process.wait(10)
