@@ -12,3 +12,9 @@ class SegmentationConfig(AppConfig):
         from segmentation.views import customer_panel_context
 
         register_customer_panel(order=5, template="segmentation/customer_panel.html", build=customer_panel_context)
+
+        from rfm_portal.mlops.model_cards import register_group_labeller, register_model_card
+        from segmentation.model_card import card_sections, rfm_segment_labels
+
+        register_model_card("segmentation", card_sections)
+        register_group_labeller("rfm_segment", rfm_segment_labels)
