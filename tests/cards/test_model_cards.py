@@ -102,3 +102,16 @@ def test_every_kind_gets_a_complete_card_with_groups_and_a_download(every_kind_t
     disposition = response["Content-Disposition"]
     assert "attachment" in disposition and "churn_challenger-v1.md" in disposition
     assert response.content.decode() == challenger.model_card
+
+    # each predictive app's page shows the per-group section from the stored metrics, flags included
+    for app, kind in (("churn", "churn"), ("cltv", "cltv"), ("uplift", "uplift")):
+        mv = ModelVersion.objects.get(kind=kind, status=ModelVersion.Status.ACTIVE)
+        page = analyst_client.get(reverse(f"{app}:overview"))
+        html = page.content.decode()
+        assert page.status_code == 200 and "How well it works for whom" in html, app
+        flagged = mv.metrics["group_performance"]["flagged"]
+        assert f'data-flagged="{len(flagged)}"' in html, app
+        for f in flagged:
+            assert f"<strong>{f['group']}</strong>".replace("'", "&#x27;") in html, (app, f)
+        assert 'data-grouping="country"' in html and 'data-grouping="rfm_segment"' in html, app
+        assert reverse("mlops:model-card", args=[mv.pk]) in html, app
