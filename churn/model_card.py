@@ -63,7 +63,8 @@ def card_sections(mv: ModelVersion) -> CardSections:
         "regularly; counterfactuals are feature-space suggestions, not causal effects of a campaign (see Uplift). "
         "Small groups (few customers of a country or segment) are too few to judge. Within one RFM segment the "
         "AUC is naturally lower than overall: the segment already separates risky from safe customers, so ranking "
-        "inside it is harder — read a flag together with that group's calibration (mean predicted vs observed).",
+        "inside it is harder — groups are therefore compared with the typical group, and a flag should be read "
+        "together with that group's calibration (mean predicted vs observed).",
         ethics="No sensitive attribute (and not country) is a model input. A high risk score must not lead to "
         "worse treatment (prices, service); it is a reason to consider contact, and whether contact helps is "
         "uplift's question — contacting 'sleeping dogs' can cause the churn it tries to prevent. Campaigns built "

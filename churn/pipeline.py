@@ -586,7 +586,7 @@ def group_performance(y_true: np.ndarray, proba: np.ndarray, groupings: dict[str
     """ROC-AUC and calibration (mean predicted vs observed churn rate) per country / RFM segment on the backtest rows.
 
     Key metric ROC-AUC with a bootstrap 95 % interval; a group is flagged when its interval lies entirely more
-    than :data:`GROUP_AUC_MARGIN` below the overall AUC (see :mod:`rfm_portal.mlops.group_metrics`).
+    than :data:`GROUP_AUC_MARGIN` below the typical group's AUC (see :mod:`rfm_portal.mlops.group_metrics`).
     """
     y = np.asarray(y_true, dtype=np.int64)
     p = np.asarray(proba, dtype=np.float64)

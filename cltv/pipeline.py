@@ -1131,7 +1131,7 @@ def holdout_group_performance(cal_holdout: pd.DataFrame, fit: ModelFit, grouping
     better; undefined when the group made no holdout purchase); extras: MAE per customer and the mean
     predicted and actual holdout purchases. ``groupings`` labels align with ``cal_holdout``'s rows. A group
     is flagged when its bootstrap interval lies entirely more than :data:`GROUP_ERROR_MARGIN` above the
-    overall error.
+    typical group's error (see :mod:`rfm_portal.mlops.group_metrics`).
     """
     x = cal_holdout["frequency_cal"].to_numpy(dtype=float)
     tx = cal_holdout["recency_cal"].to_numpy(dtype=float)

@@ -665,7 +665,7 @@ def group_performance(converted: np.ndarray, treated: np.ndarray, uplift_score: 
 
     The Qini of a group ranks that group's held-out customers by predicted uplift (undefined when an arm is
     missing from it or nobody in it converted). Flag rule: the group's interval lies entirely below the
-    overall Qini by more than half the overall Qini (at least :data:`GROUP_QINI_MIN_MARGIN`) — Qini values
+    typical group's Qini by more than half the overall Qini (at least :data:`GROUP_QINI_MIN_MARGIN`) — Qini values
     scale with the campaign's effect, so the margin is relative. Extras: the observed uplift (treated −
     control conversion) and the mean predicted uplift of the group.
     """

@@ -12,9 +12,14 @@ Rules (stated in every result, so the card and the pages can quote them):
   AUC) is "too few to judge": its value is shown, no interval, never flagged;
 * the interval is the 2.5 / 97.5 % percentile of ``n_boot`` bootstrap resamples of the group's rows
   (resamples where the metric is undefined are dropped);
-* a group is *flagged* when its whole interval lies on the worse side of the overall value by more
-  than ``margin`` (higher-is-better: ``ci_high < overall − margin``; lower-is-better:
-  ``ci_low > overall + margin``). So a flag needs both a real gap and enough rows to be sure of it.
+* a group is *flagged* when its whole interval lies on the worse side of the grouping's *reference*
+  by more than ``margin`` (higher-is-better: ``ci_high < reference − margin``; lower-is-better:
+  ``ci_low > reference + margin``). So a flag needs both a real gap and enough rows to be sure of it.
+* the reference is the size-weighted mean of the judged groups' values in the same grouping (the
+  typical *within-group* value), not the overall value: groups such as RFM segments already separate
+  the outcome, so ranking inside any one of them is harder than over everyone (a within-segment AUC is
+  lower than the overall AUC for every segment), and errors of opposite sign cancel in an overall
+  aggregate error. Comparing with the overall value would flag nearly every segment.
 """
 
 from __future__ import annotations
@@ -47,9 +52,9 @@ class GroupRule:
 
     def text(self) -> str:
         side = "below" if self.higher_is_better else "above"
-        return (f"a group is flagged when its whole 95 % bootstrap interval of {self.label} lies {side} the overall "
-                f"value by more than {self.margin:g}; groups with fewer than {self.min_rows} rows are "
-                "'too few to judge'")
+        return (f"a group is flagged when its whole 95 % bootstrap interval of {self.label} lies {side} the typical "
+                f"group (the size-weighted mean of the judged groups of the same kind) by more than {self.margin:g}; "
+                f"groups with fewer than {self.min_rows} rows are 'too few to judge'")
 
 
 def bootstrap_interval(rows: np.ndarray, metric: Metric, n_boot: int, rng: np.random.Generator,
@@ -93,7 +98,7 @@ def group_performance(
         "margin": rule.margin, "min_rows": rule.min_rows, "n_boot": rule.n_boot, "rule": rule.text(),
         "overall": {"n": n_rows, "value": overall, "ci_low": lo, "ci_high": hi,
                     **{name: _finite(fn(everyone)) for name, fn in extras.items()}},
-        "by": {}, "flagged": [],
+        "by": {}, "reference": {}, "flagged": [],
     }
     for grouping, labels in groupings.items():
         arr = np.asarray([UNKNOWN_GROUP if (v is None or v == "") else str(v) for v in labels], dtype=object)
@@ -105,17 +110,20 @@ def group_performance(
             value = _finite(metric(rows))
             judged = len(rows) >= rule.min_rows and value is not None
             g_lo, g_hi = bootstrap_interval(rows, metric, rule.n_boot, rng) if judged else (None, None)
-            judged = judged and g_lo is not None
-            flagged = False
-            if judged and overall is not None:
-                flagged = (g_hi < overall - rule.margin) if rule.higher_is_better else (g_lo > overall + rule.margin)
-            row = {"group": group, "n": len(rows), "value": value, "ci_low": g_lo, "ci_high": g_hi,
-                   "judged": judged, "flagged": bool(flagged),
-                   **{name: _finite(fn(rows)) for name, fn in extras.items()}}
-            rows_out.append(row)
-            if flagged:
-                result["flagged"].append({"grouping": grouping, "group": group, "n": len(rows), "value": value,
-                                          "ci_low": g_lo, "ci_high": g_hi})
+            rows_out.append({"group": group, "n": len(rows), "value": value, "ci_low": g_lo, "ci_high": g_hi,
+                             "judged": bool(judged and g_lo is not None), "flagged": False,
+                             **{name: _finite(fn(rows)) for name, fn in extras.items()}})
+        judged_rows = [r for r in rows_out if r["judged"]]
+        weight = sum(r["n"] for r in judged_rows)
+        reference = sum(r["n"] * r["value"] for r in judged_rows) / weight if weight else None
+        result["reference"][grouping] = reference
+        for row in rows_out:
+            if row["judged"] and reference is not None and len(judged_rows) > 1:
+                row["flagged"] = bool(row["ci_high"] < reference - rule.margin if rule.higher_is_better
+                                      else row["ci_low"] > reference + rule.margin)
+            if row["flagged"]:
+                result["flagged"].append({"grouping": grouping, "group": row["group"], "n": row["n"],
+                                          "value": row["value"], "ci_low": row["ci_low"], "ci_high": row["ci_high"]})
         rows_out.sort(key=lambda r: -r["n"])
         result["by"][grouping] = rows_out
     return result

@@ -141,7 +141,8 @@ def group_performance_markdown(perf: dict[str, Any] | None) -> str:
     extra_keys = sorted(k for k in o if k not in ("n", "value", "ci_low", "ci_high"))
     for grouping, rows in perf["by"].items():
         header = ["Group", "Rows", label, "95 % interval", *[k.replace("_", " ") for k in extra_keys], "Judgement"]
-        table = [f"**By {GROUPING_LABELS.get(grouping, grouping).lower()}**", "",
+        reference = (perf.get("reference") or {}).get(grouping)
+        table = [f"**By {GROUPING_LABELS.get(grouping, grouping).lower()}** (typical group: {_fmt(reference)})", "",
                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
         for r in rows:
             verdict = ("markedly worse" if r["flagged"] else "in line") if r["judged"] else "too few to judge"

@@ -141,11 +141,15 @@ def rollback(kind: str) -> ModelVersion:
 def _activate(target: ModelVersion, demote_to: str = Status.RETIRED, promoted_by: Any = None) -> None:
     # Within the kind lock: first demote the current active, then activate, so the
     # partial unique constraint never sees two active rows.
+    demoted = list(ModelVersion.objects.filter(kind=target.kind, status=Status.ACTIVE).exclude(pk=target.pk))
     ModelVersion.objects.filter(kind=target.kind, status=Status.ACTIVE).update(status=demote_to)
     target.status = Status.ACTIVE
     target.activated_at = timezone.now()
     target.save(update_fields=["status", "activated_at"])
     refresh_model_card(target, promoted_by)
+    for previous in demoted:  # their cards say they no longer serve
+        previous.status = demote_to
+        refresh_model_card(previous)
     # this process serves the new version at once (and again once the transaction commits)
     forget_active_check(target.kind)
     transaction.on_commit(lambda: forget_active_check(target.kind))

@@ -61,7 +61,9 @@ def test_a_group_the_model_cannot_rank_is_flagged_and_a_good_one_is_not():
     rows = {r["group"]: r for r in perf["by"]["rfm_segment"]}
     assert rows["Good"]["value"] == pytest.approx(1.0) and not rows["Good"]["flagged"]
     assert rows["Bad"]["judged"] and rows["Bad"]["flagged"]
-    assert rows["Bad"]["ci_high"] < perf["overall"]["value"] - 0.05
+    # the reference is the size-weighted mean of the judged groups: (1.0·300 + AUC_bad·300) / 600
+    assert perf["reference"]["rfm_segment"] == pytest.approx((1.0 + rows["Bad"]["value"]) / 2)
+    assert rows["Bad"]["ci_high"] < perf["reference"]["rfm_segment"] - 0.05
     assert perf["flagged"] == [{"grouping": "rfm_segment", "group": "Bad", "n": n, "value": rows["Bad"]["value"],
                                 "ci_low": rows["Bad"]["ci_low"], "ci_high": rows["Bad"]["ci_high"]}]
 
