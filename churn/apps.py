@@ -36,3 +36,9 @@ class ChurnConfig(AppConfig):
         register_model_kind("churn_challenger", "Churn risk (challenger)", churn_metrics)
         register_job_kind("churn.train", "Train the churn model")
         register_job_kind("churn.setup", "Set-up: train the churn model")
+        from rfm_portal.mlops.model_cards import register_model_card
+
+        from .model_card import card_sections
+
+        register_model_card("churn", card_sections)
+        register_model_card("churn_challenger", card_sections)

@@ -74,6 +74,8 @@ from rfm_portal.customers.features import (
     FEATURE_COLUMNS,
     build_features,
 )
+from rfm_portal.mlops.group_metrics import DEFAULT_BOOT, DEFAULT_MIN_ROWS, GroupRule, auc
+from rfm_portal.mlops.group_metrics import group_performance as group_metrics
 
 ModelKind = Literal["logistic", "lightgbm", "hist_gb"]
 UNLOGGED_FEATURES: frozenset[str] = frozenset({"return_share", "p_alive"})
@@ -521,6 +523,7 @@ class ChurnTrainingResult:
     holdout_window: dict[str, Any]
     holdout_proba: dict[str, np.ndarray]
     holdout_y: np.ndarray
+    holdout_ids: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # customer per holdout row
 
     def summary(self) -> dict[str, Any]:
         """JSON-able summary (metrics without curves) for the model card."""
@@ -571,7 +574,28 @@ def train_churn(
     return ChurnTrainingResult(
         bundle=final, champion=champion, reason=reason, metrics=metrics, holdout_models=models,
         train_window=_window_info(train), holdout_window=_window_info(holdout), holdout_proba=probas,
-        holdout_y=holdout.y.to_numpy(),
+        holdout_y=holdout.y.to_numpy(), holdout_ids=holdout.y.index.to_numpy(),
+    )
+
+
+GROUP_AUC_MARGIN = 0.05
+
+
+def group_performance(y_true: np.ndarray, proba: np.ndarray, groupings: dict[str, Any],
+                      min_rows: int = DEFAULT_MIN_ROWS, n_boot: int = DEFAULT_BOOT, seed: int = 0) -> dict[str, Any]:
+    """ROC-AUC and calibration (mean predicted vs observed churn rate) per country / RFM segment on the backtest rows.
+
+    Key metric ROC-AUC with a bootstrap 95 % interval; a group is flagged when its interval lies entirely more
+    than :data:`GROUP_AUC_MARGIN` below the typical group's AUC (see :mod:`rfm_portal.mlops.group_metrics`).
+    """
+    y = np.asarray(y_true, dtype=np.int64)
+    p = np.asarray(proba, dtype=np.float64)
+    rule = GroupRule("roc_auc", "ROC-AUC", higher_is_better=True, margin=GROUP_AUC_MARGIN, min_rows=min_rows,
+                     n_boot=n_boot, seed=seed)
+    return group_metrics(
+        lambda rows: auc(y[rows], p[rows]), len(y), groupings, rule,
+        extras={"mean_predicted": lambda rows: float(p[rows].mean()) if len(rows) else float("nan"),
+                "observed_rate": lambda rows: float(y[rows].mean()) if len(rows) else float("nan")},
     )
 
 

@@ -33,11 +33,13 @@ from churn.pipeline import (
     ChurnModelBundle,
     ChurnTrainingResult,
     fit_bundle,
+    group_performance,
     make_training_set,
     train_churn,
 )
 from rfm_portal.customers.features import FEATURE_COLUMNS, FEATURE_DOCS, build_features
 from rfm_portal.customers.models import Customer, Transaction
+from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.services import (
     complete_model_version,
@@ -182,8 +184,11 @@ def model_card_text(result: ChurnTrainingResult, config: ChurnConfig, role: str,
     ])
 
 
-def _metrics_for(result: ChurnTrainingResult, kind: str, role: str, config: ChurnConfig) -> dict[str, Any]:
+def _metrics_for(result: ChurnTrainingResult, kind: str, role: str, config: ChurnConfig,
+                 groups: dict[str, Any] | None = None) -> dict[str, Any]:
     m = dict(result.metrics[kind])
+    if groups is not None:  # per-group AUC and calibration on the backtest rows (see pipeline.group_performance)
+        m["group_performance"] = group_performance(result.holdout_y, result.holdout_proba[kind], groups)
     m.update({
         "role": role, "model_kind": kind, "champion": result.champion, "champion_reason": result.reason,
         "champion_rule": (f"challenger wins iff ROC-AUC ≥ baseline + {config.min_auc_gain} and Brier ≤ baseline; "
@@ -236,6 +241,7 @@ def train_churn_model(
                             f"(cut-off {cut.date()}, horizon {cfg.horizon_days} d)")
         result = train_churn(tx, customers, cut, cfg)
         loser = cfg.challenger if result.champion == "logistic" else "logistic"
+        groups = group_labels(result.holdout_ids, _utc(result.holdout_window["feature_cutoff"]).to_pydatetime())
         progress.report(45, f"Champion: {result.champion}. {result.reason}")
 
         # the losing model, refit on the same latest window, registered for comparison
@@ -246,12 +252,12 @@ def train_churn_model(
         cmv = start_model_version(CHALLENGER_KIND, {**params, "role": "challenger", "model_kind": loser}, user=user,
                                   data_cutoff=cut.to_pydatetime())
         started.append(cmv)
-        _register(CHALLENGER_KIND, other, cmv, _metrics_for(result, loser, "challenger", cfg),
+        _register(CHALLENGER_KIND, other, cmv, _metrics_for(result, loser, "challenger", cfg, groups),
                   model_card_text(result, cfg, "challenger — lost the backtest, not serving", loser))
 
         progress.report(55, "Scoring customers as of the cut-off")
         X = build_features(tx, cut, customers)
-        metrics = _metrics_for(result, result.champion, "champion", cfg)
+        metrics = _metrics_for(result, result.champion, "champion", cfg, groups)
         metrics["comparison"] = result.metrics  # both models, with curves, for the comparison charts
         metrics["scored_customers"] = len(X)
         metrics["challenger_version"] = {"id": cmv.pk, "version": cmv.version, "model_kind": loser}

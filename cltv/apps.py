@@ -37,3 +37,8 @@ class CltvConfig(AppConfig):
         ])
         register_job_kind("cltv.train", "Train the lifetime-value model")
         register_job_kind("cltv.setup", "Set-up: train the lifetime-value model")
+        from rfm_portal.mlops.model_cards import register_model_card
+
+        from .model_card import card_sections
+
+        register_model_card("cltv", card_sections)

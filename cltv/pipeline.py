@@ -49,6 +49,8 @@ from cltv.summary import (
     summary_from_transactions,
     unit_days,
 )
+from rfm_portal.mlops.group_metrics import DEFAULT_BOOT, DEFAULT_MIN_ROWS, GroupRule
+from rfm_portal.mlops.group_metrics import group_performance as group_metrics
 
 MODEL_NAMES: tuple[str, ...] = ("bgnbd", "mbgnbd", "pareto_nbd")
 MODEL_LABELS: dict[str, str] = {"bgnbd": "BG/NBD", "mbgnbd": "MBG/NBD", "pareto_nbd": "Pareto/NBD"}
@@ -1115,3 +1117,38 @@ def score_with_cohorts(
         }
     )
     return scores, table
+
+
+GROUP_ERROR_MARGIN = 0.10
+
+
+def holdout_group_performance(cal_holdout: pd.DataFrame, fit: ModelFit, groupings: Mapping[str, Any],
+                              min_rows: int = DEFAULT_MIN_ROWS, n_boot: int = DEFAULT_BOOT,
+                              seed: int = 0) -> dict[str, Any]:
+    """Holdout error per country / RFM segment: predicted vs actual holdout purchases of the calibration fit.
+
+    Key metric: the absolute aggregate error ``|Σ predicted − Σ actual| / Σ actual`` of the group (lower is
+    better; undefined when the group made no holdout purchase); extras: MAE per customer and the mean
+    predicted and actual holdout purchases. ``groupings`` labels align with ``cal_holdout``'s rows. A group
+    is flagged when its bootstrap interval lies entirely more than :data:`GROUP_ERROR_MARGIN` above the
+    typical group's error (see :mod:`rfm_portal.mlops.group_metrics`).
+    """
+    x = cal_holdout["frequency_cal"].to_numpy(dtype=float)
+    tx = cal_holdout["recency_cal"].to_numpy(dtype=float)
+    T = cal_holdout["T_cal"].to_numpy(dtype=float)
+    actual = cal_holdout["frequency_holdout"].to_numpy(dtype=float)
+    duration = float(cal_holdout["duration_holdout"].iloc[0]) if len(cal_holdout) else 0.0
+    pred = conditional_expected_purchases(fit.model, fit.params, duration, x, tx, T) if len(x) else np.array([])
+
+    def abs_aggregate_error(rows: np.ndarray) -> float:
+        total = actual[rows].sum()
+        return float(abs(pred[rows].sum() - total) / total) if total > 0 else float("nan")
+
+    def mean_of(values: np.ndarray) -> Callable[[np.ndarray], float]:
+        return lambda rows: float(values[rows].mean()) if len(rows) else float("nan")
+
+    rule = GroupRule("abs_aggregate_error", "holdout error", higher_is_better=False, margin=GROUP_ERROR_MARGIN,
+                     min_rows=min_rows, n_boot=n_boot, seed=seed)
+    return group_metrics(abs_aggregate_error, len(x), groupings, rule,
+                         extras={"mae": mean_of(np.abs(pred - actual)), "mean_predicted": mean_of(pred),
+                                 "mean_actual": mean_of(actual)})

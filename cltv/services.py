@@ -33,6 +33,7 @@ from cltv.pipeline import (
     expected_clv,
     fit_gamma_gamma,
     frequency_recency_matrices,
+    holdout_group_performance,
     period_transactions,
     score_with_cohorts,
     train_cltv,
@@ -41,6 +42,7 @@ from cltv.summary import summary_from_transactions
 from rfm_portal.customers.models import Transaction
 from rfm_portal.dashboard.currency import currency_symbol
 from rfm_portal.mlops import services as registry
+from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.progress import JobReporter
 
@@ -311,6 +313,9 @@ def train_cltv_model(
             mv.save(update_fields=["params"])
         progress(55, f"Chose {training.transaction_fit.label}; building validation outputs")
         metrics = _build_metrics(training, config, obs_excl, cal_excl)
+        metrics["group_performance"] = registry_safe(holdout_group_performance(  # per country / RFM segment
+            training.cal_holdout, training.comparison.fits[training.comparison.chosen],
+            group_labels(training.cal_holdout.index, _midnight(cal_excl))))
         progress(70, "Scoring customers (with P10/P50/P90 simulation)")
         scores, cohorts = score_with_cohorts(training.bundle, training.summary)
         metrics["cohorts"] = registry_safe(

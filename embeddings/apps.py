@@ -12,3 +12,9 @@ class EmbeddingsConfig(AppConfig):
         from .views import customer_panel_context
 
         register_customer_panel(order=40, template="embeddings/customer_panel.html", build=customer_panel_context)
+
+        from rfm_portal.mlops.model_cards import register_model_card
+
+        from .model_card import card_sections
+
+        register_model_card("embeddings", card_sections)

@@ -24,3 +24,8 @@ class SegmentationConfig(AppConfig):
         ])
         register_job_kind("segmentation.train", "Segment customers (RFM + clusters)")
         register_job_kind("segmentation.setup", "Set-up: segment customers")
+        from rfm_portal.mlops.model_cards import register_group_labeller, register_model_card
+        from segmentation.model_card import card_sections, rfm_segment_labels
+
+        register_model_card("segmentation", card_sections)
+        register_group_labeller("rfm_segment", rfm_segment_labels)

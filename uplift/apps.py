@@ -12,3 +12,10 @@ class UpliftConfig(AppConfig):
         from .views import customer_panel_context
 
         register_customer_panel(order=40, template="uplift/customer_panel.html", build=customer_panel_context)
+
+        from rfm_portal.mlops.model_cards import register_model_card
+
+        from .model_card import card_sections
+
+        register_model_card("uplift", card_sections)
+        register_model_card("uplift_challenger", card_sections)

@@ -31,6 +31,7 @@ from django.utils import timezone
 
 from rfm_portal.customers.features import FEATURE_COLUMNS, build_features, build_features_at
 from rfm_portal.customers.models import CampaignHistory, Customer, Transaction
+from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.services import (
     NoActiveModel,
@@ -50,6 +51,7 @@ from uplift.pipeline import (
     UpliftError,
     UpliftModel,
     UpliftTrainingResult,
+    group_performance,
     summarise_timings,
     train_uplift,
 )
@@ -219,9 +221,15 @@ def model_card_text(result: UpliftTrainingResult, info: dict[str, Any], learner:
 
 
 def _metrics(result: UpliftTrainingResult, info: dict[str, Any], learner: str, role: str,
-             profit: ProfitInputs, churn_rule: str) -> dict[str, Any]:
+             profit: ProfitInputs, churn_rule: str, holdout: pd.DataFrame | None = None) -> dict[str, Any]:
     ev = result.evaluation[learner]
-    return {
+    per_group = {}
+    if holdout is not None:  # Qini per country / RFM segment (as of the first send) on the held-out split
+        groups = group_labels(holdout.index, pd.Timestamp(info["sent_from"]).to_pydatetime())
+        per_group["group_performance"] = group_performance(
+            holdout["converted"].to_numpy(), holdout["treated"].to_numpy(), holdout[f"{learner}_uplift"].to_numpy(),
+            groups)
+    return {**per_group,
         "role": role, "learner": learner, "champion": result.champion, "champion_reason": result.reason,
         "champion_rule": "the learner with the higher held-out Qini coefficient serves; the other is kept ready",
         "qini": ev["qini"], "auuc": ev["auuc"], "uplift_at": ev["uplift_at"], "groups_holdout": ev["groups"],
@@ -295,12 +303,12 @@ def train_uplift_model(
                                       data_cutoff=cutoff.to_pydatetime())
             started.append(cmv)
             _register(CHALLENGER_KIND, result.models[loser], cmv,
-                      _metrics(result, info, loser, "challenger", profit, churn_rule),
+                      _metrics(result, info, loser, "challenger", profit, churn_rule, holdout),
                       model_card_text(result, info, loser, "challenger — lower held-out Qini, not serving"))
         progress.report(72, f"Champion: {LEARNER_LABELS[result.champion]}. Scoring customers as of {cutoff.date()}")
         tx = load_transactions(before=cutoff)
         X = build_features(tx, cutoff, load_customers())
-        metrics = _metrics(result, info, result.champion, "champion", profit, churn_rule)
+        metrics = _metrics(result, info, result.champion, "champion", profit, churn_rule, holdout)
         metrics["evaluation"] = result.evaluation  # every learner and naive rule, with curves, for the page
         metrics["scored_customers"] = len(X)
         if cmv is not None:

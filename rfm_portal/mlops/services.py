@@ -25,6 +25,7 @@ from django.db import IntegrityError, transaction
 from django.db.models import Max
 from django.utils import timezone
 
+from .model_cards import refresh_model_card
 from .models import Job, ModelVersion
 from .progress import current_job
 
@@ -90,6 +91,7 @@ def complete_model_version(
     mv.model_card = model_card
     mv.status = Status.READY
     mv.save(update_fields=["metrics", "artifact_path", "artifact_sha256", "model_card", "status"])
+    refresh_model_card(mv)  # the full card, for kinds whose app declares one (see model_cards)
     return mv
 
 
@@ -106,7 +108,8 @@ def _lock_kind(kind: str) -> list[ModelVersion]:
     return list(ModelVersion.objects.select_for_update().filter(kind=kind).order_by("id"))
 
 
-def promote(mv: ModelVersion) -> ModelVersion:
+def promote(mv: ModelVersion, user: Any = None) -> ModelVersion:
+    """Make ``mv`` the active version of its kind; ``user`` (who promoted it) goes into its model card."""
     with transaction.atomic():
         rows = {row.pk: row for row in _lock_kind(mv.kind)}
         target = rows.get(mv.pk)
@@ -116,7 +119,7 @@ def promote(mv: ModelVersion) -> ModelVersion:
             return target
         if target.status not in (Status.READY, Status.RETIRED):
             raise RegistryError(f"only a ready or retired version can be promoted, not {target.status}")
-        _activate(target)
+        _activate(target, promoted_by=user)
     mv.refresh_from_db()
     return mv
 
@@ -135,13 +138,18 @@ def rollback(kind: str) -> ModelVersion:
     return target
 
 
-def _activate(target: ModelVersion, demote_to: str = Status.RETIRED) -> None:
+def _activate(target: ModelVersion, demote_to: str = Status.RETIRED, promoted_by: Any = None) -> None:
     # Within the kind lock: first demote the current active, then activate, so the
     # partial unique constraint never sees two active rows.
+    demoted = list(ModelVersion.objects.filter(kind=target.kind, status=Status.ACTIVE).exclude(pk=target.pk))
     ModelVersion.objects.filter(kind=target.kind, status=Status.ACTIVE).update(status=demote_to)
     target.status = Status.ACTIVE
     target.activated_at = timezone.now()
     target.save(update_fields=["status", "activated_at"])
+    refresh_model_card(target, promoted_by)
+    for previous in demoted:  # their cards say they no longer serve
+        previous.status = demote_to
+        refresh_model_card(previous)
     # this process serves the new version at once (and again once the transaction commits)
     forget_active_check(target.kind)
     transaction.on_commit(lambda: forget_active_check(target.kind))

@@ -10,6 +10,7 @@ urlpatterns = [
     path("models/", views.model_list, name="models"),
     path("models/<int:pk>/", views.model_detail, name="model-detail"),
     path("models/<int:pk>/promote/", views.model_promote, name="model-promote"),
+    path("models/<int:pk>/card.md", views.model_card_download, name="model-card"),
     path("models/<slug:kind>/rollback/", views.model_rollback, name="model-rollback"),
     path("api/jobs/", api.JobListApi.as_view(), name="api-jobs"),
     # Any segment: a non-number id gets the API's JSON 404, not the HTML page of the URL resolver.

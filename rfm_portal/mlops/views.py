@@ -93,7 +93,7 @@ def model_detail(request: HttpRequest, pk: int) -> HttpResponse:
 def model_promote(request: HttpRequest, pk: int) -> HttpResponse:
     mv = selectors.model_version_get(pk)
     try:
-        services.promote(mv)
+        services.promote(mv, user=request.user)
     except services.RegistryError as error:
         messages.error(request, str(error))
     else:
@@ -111,3 +111,12 @@ def model_rollback(request: HttpRequest, kind: str) -> HttpResponse:
     else:
         messages.success(request, f"Rolled back: {mv.kind} v{mv.version} is active again.")
     return redirect("mlops:models")
+
+
+def model_card_download(request: HttpRequest, pk: int) -> HttpResponse:
+    """The version's model card as a markdown file."""
+    mv = selectors.model_version_get(pk)
+    response = HttpResponse(mv.model_card or f"# {mv.kind} v{mv.version}\n\nNo model card was recorded.\n",
+                            content_type="text/markdown; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="model-card-{mv.kind}-v{mv.version}.md"'
+    return response

@@ -46,6 +46,7 @@ SAMPLE_KWARGS: dict[str, Callable[[dict], dict]] = {
     "accounts:api-key-revoke": lambda objs: {"pk": objs["spare_key"].pk},
     "mlops:model-promote": lambda objs: {"pk": objs["model_version"].pk},
     "mlops:model-detail": lambda objs: {"pk": objs["model_version"].pk},
+    "mlops:model-card": lambda objs: {"pk": objs["model_version"].pk},
     "mlops:model-rollback": lambda objs: {"kind": objs["model_version"].kind},
     "mlops:job-start": lambda objs: {"name": "recompute_customer_first_seen"},
     "mlops:api-job": lambda objs: {"pk": objs["job"].pk},
