@@ -105,7 +105,7 @@ def test_before_any_model(trained: Trained, analyst_client: Client, admin_client
 
 def test_model_card_is_rendered_and_amounts_carry_the_currency(trained: Trained, analyst_client: Client) -> None:
     html = analyst_client.get(reverse("cltv:overview")).content.decode()
-    assert '<section class="card markdown" id="model-card">' in html and "<h1>CLTV model (" in html
+    assert '<section class="card markdown" id="model-card">' in html and "<h1>CLTV model — " in html
     assert "# CLTV model" not in html  # no raw markdown
     assert 'data-kpi="total">£' in html and "CLTV (£)" in html
     assert reverse("mlops:model-detail", args=[trained.mv.pk]) in html

@@ -23,7 +23,8 @@ def _version(kind: str, metrics: dict, card: str = "") -> ModelVersion:
 
 def test_version_page_renders_the_model_card_as_markdown_with_html_escaped(analyst_client):
     card = "# Uplift model\n\n**Qini** 0.12\n\n<script>alert(1)</script>\n\n[bad](javascript:alert(1))"
-    mv = _version("uplift", {"qini": 0.12, "auuc": 0.5, "curve": [1, 2, 3]}, card)
+    mv = _version("uplift", {"qini": 0.12, "auuc": 0.5, "curve": [1, 2, 3]})
+    ModelVersion.objects.filter(pk=mv.pk).update(model_card=card)  # a card with hostile markup, as stored
     response = analyst_client.get(reverse("mlops:model-detail", args=[mv.pk]))
     assert response.status_code == 200
     body = response.content.decode()
