@@ -12,3 +12,9 @@ class ChurnConfig(AppConfig):
         from .views import customer_panel_context
 
         register_customer_panel(order=30, template="churn/customer_panel.html", build=customer_panel_context)
+
+        from rfm_portal.customers.table import register_table_contribution
+
+        from .table import CONTRIBUTION as TABLE_CONTRIBUTION
+
+        register_table_contribution(TABLE_CONTRIBUTION)
