@@ -219,7 +219,8 @@ def train_churn_model(
     cfg = config or ChurnConfig(horizon_days=horizon_days)
     cut = _utc(cutoff) if cutoff is not None else None
     params: dict[str, Any] = {"horizon_days": cfg.horizon_days, "threshold": cfg.threshold,
-                              "bands": {"low": cfg.bands.low, "high": cfg.bands.high},
+                              "bands": ({"low": cfg.bands.low, "high": cfg.bands.high} if cfg.bands
+                                        else "relative to the base rate (odds ×2 / ÷2)"),
                               "challenger": cfg.challenger, "min_auc_gain": cfg.min_auc_gain}
     mv = start_model_version(KIND, {**params, "role": "champion"}, user=user,
                              data_cutoff=cut.to_pydatetime() if cut is not None else None)

@@ -342,3 +342,6 @@ EMBEDDINGS = {
     "map_sample": int(os.environ.get("EMBEDDINGS_MAP_SAMPLE", 1500)),
 }
 LOGGING["loggers"]["faiss.loader"] = {"level": "WARNING"}  # faiss logs every CPU-feature probe at INFO
+# Churn at-risk list: customers whose CLTV P(alive) is below this are treated as already gone and listed
+# under "Win back" instead of topping the at-risk list.
+CHURN_WINBACK_P_ALIVE = float(os.environ.get("CHURN_WINBACK_P_ALIVE", 0.2))
