@@ -46,7 +46,9 @@ def driver_text(feature: str, value: float, features: dict[str, Any]) -> str:
     if feature in ("recency_days", "gap_ratio"):
         if freq is not None and freq <= 1:
             return f"one order only, {duration(recency)} ago"
-        usual = f", usually every {duration(gap)}" if gap else ""
+        usual = "" if not gap else (", usually more than once a day" if gap < 1 else f", usually every {duration(gap)}")
+        if recency is not None and recency < 1:
+            return f"ordered within the last day{usual}"
         return f"no order for {duration(recency)}{usual}"
     if feature == "frequency":
         return f"{_orders(value)} in total"
@@ -55,7 +57,7 @@ def driver_text(feature: str, value: float, features: dict[str, Any]) -> str:
     if feature == "avg_order_value":
         return f"orders worth about {_money(value)} on average"
     if feature == "ipt_mean_days":
-        return f"usually orders every {duration(value)}"
+        return "usually orders more than once a day" if value < 1 else f"usually orders every {duration(value)}"
     if feature == "ipt_std_days":
         return "orders at irregular intervals" if gap and value > gap else "orders at regular intervals"
     if feature == "tenure_days":

@@ -193,9 +193,11 @@ def customer_panel_context(customer: Customer) -> dict[str, Any] | None:
     score = selectors.customer_score(customer, mv)
     if score is None:
         return {"mv": mv, "score": None}
+    drivers = plain_drivers(score.top_contributions, score.features)
     bundle = _active_bundle()
     if bundle is None:
-        return {"mv": mv, "score": score, "explanation": None, "probability_pct": f"{score.probability:.1%}"}
-    return {"mv": mv, "score": score, "explanation": services.customer_explanation(bundle, score),
+        return {"mv": mv, "score": score, "explanation": None, "probability_pct": f"{score.probability:.1%}",
+                "drivers": drivers}
+    return {"mv": mv, "score": score, "explanation": services.customer_explanation(bundle, score), "drivers": drivers,
             "probability_pct": f"{score.probability:.1%}",
             "horizon_days": mv.params.get("horizon_days", 90)}

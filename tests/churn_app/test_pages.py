@@ -104,8 +104,9 @@ def test_customer_page_shows_risk_waterfall_and_counterfactual(trained, analyst_
     html = analyst_client.get(reverse("customers:detail", args=[s.customer.external_id])).content.decode()
     assert 'data-panel="churn"' in html and f"{s.probability:.1%}" in html
     assert 'data-figure="fig-churn-waterfall"' in html and 'data-figure="fig-churn-decision"' in html
-    assert "data-counterfactual" in html and ("lowers churn risk from" in html or "No plausible change" in html)
-    assert "One more purchase now would move churn risk from" in html
+    assert "data-counterfactual" in html and "data-headline" in html
+    assert "1 more order worth about" in html and "in the next 30 days would bring churn risk from" in html
+    assert ">Recency / usual gap =" not in html  # drivers in words, numbers only in the tooltip
 
 
 def test_customer_page_without_a_model_has_no_churn_panel(generated, analyst_client):
