@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import CharField, F, FloatField, OuterRef, QuerySet, Subquery, Value
+from django.db.models import CharField, F, FloatField, QuerySet, Value
 
 from churn import selectors
 from churn.models import ChurnScore
@@ -57,9 +57,10 @@ def rising_customer_ids() -> QuerySet:
     previous = previous_version(active)
     if previous is None:
         return _scores(active).none().values("customer_id")
-    earlier = ChurnScore.objects.filter(model_version=previous, customer_id=OuterRef("customer_id"))
-    return (_scores(active).annotate(before=Subquery(earlier.values("probability")[:1]))
-            .filter(probability__gte=F("before") + RISING_BY).values("customer_id"))
+    # a join on the previous version's score (hash join), not a per-row subquery
+    return (_scores(active).filter(customer__churn_scores__model_version=previous,
+                                   customer__churn_scores__probability__lte=F("probability") - RISING_BY)
+            .values("customer_id"))
 
 
 def _apply_rising(qs: QuerySet, value: Any) -> QuerySet:

@@ -20,6 +20,7 @@ from churn.tasks import train_churn_task
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
 from rfm_portal.core.csv_export import SafeCSVWriter
 from rfm_portal.customers.models import Customer
+from rfm_portal.customers.table import without_jit
 from rfm_portal.mlops.progress import submit_job
 from rfm_portal.mlops.services import load_active
 
@@ -110,9 +111,10 @@ def _action_page(request: HttpRequest, view: str) -> HttpResponse:
         context["order"] = order if order in orders else next(iter(orders))
         context["orders"] = orders
         paginator = Paginator(selectors.action_list(form.filters(), view, order), PAGE_SIZE)
-        page = paginator.get_page(request.GET.get("page"))
+        with without_jit():
+            page = paginator.get_page(request.GET.get("page"))
+            context["rows"] = _action_rows(mv, list(page.object_list))
         context["page"] = page
-        context["rows"] = _action_rows(mv, list(page.object_list))
         context["countries"] = selectors.countries(mv)
         context["base_rate"] = (mv.metrics.get("comparison", {}).get(mv.metrics.get("model_kind"), {})
                                 .get("base_rate"))
@@ -141,17 +143,27 @@ def _num(value: float | None, digits: int) -> str:
 def _csv_rows(qs: Any, mv: Any, cutoff: str) -> Iterator[str]:
     writer = SafeCSVWriter()
     yield writer.writerow(CSV_COLUMNS)
-    for start in range(0, qs.count(), 2000):
-        customers = list(qs[start:start + 2000])
-        for row in _action_rows(mv, customers):
-            c = row["customer"]
-            drivers = [d["text"] for d in row["drivers"]][:3]
-            drivers += [""] * (3 - len(drivers))
-            yield writer.writerow([
-                c.external_id, c.country, getattr(c, "segment", "") or "", _num(getattr(c, "clv_p50", None), 2),
-                _num(getattr(c, "p_alive", None), 4), _num(c.churn_risk, 4), c.risk_band,
-                _num(c.value_at_risk, 2), c.last_purchase.date().isoformat() if c.last_purchase else "",
-                *drivers, mv.version, cutoff])
+    def batches() -> Iterator[list]:
+        batch: list = []
+        for customer in qs.iterator(chunk_size=2000):
+            batch.append(customer)
+            if len(batch) == 2000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    with without_jit():
+        for batch in batches():
+            for row in _action_rows(mv, batch):
+                c = row["customer"]
+                drivers = [d["text"] for d in row["drivers"]][:3]
+                drivers += [""] * (3 - len(drivers))
+                yield writer.writerow([
+                    c.external_id, c.country, getattr(c, "segment", "") or "",
+                    _num(getattr(c, "clv_p50", None), 2), _num(getattr(c, "p_alive", None), 4), _num(c.churn_risk, 4),
+                    c.risk_band, _num(c.value_at_risk, 2),
+                    c.last_purchase.date().isoformat() if c.last_purchase else "", *drivers, mv.version, cutoff])
 
 
 def at_risk_csv(request: HttpRequest) -> HttpResponse:

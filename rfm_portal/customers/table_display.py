@@ -7,7 +7,7 @@ from typing import Any
 
 from rfm_portal.core.csv_export import SafeCSVWriter
 
-from .table import TableColumn
+from .table import TableColumn, without_jit
 
 
 def _pct(value: float | None) -> str:
@@ -97,9 +97,10 @@ def table_csv_lines(rows: Any, columns: list[TableColumn]) -> Iterator[str]:
     """The table as CSV lines (formula-safe), raw values at sensible precision, one column per value."""
     writer = SafeCSVWriter()
     yield writer.writerow(csv_header(columns))
-    for row in rows.iterator(chunk_size=2000):
-        line = [row.external_id, row.country]
-        for column in columns:
-            line.append(_csv_value(getattr(row, column.key, None), column.kind))
-            line += [_csv_value(getattr(row, key, None), column.kind) for key, _ in column.extra]
-        yield writer.writerow(line)
+    with without_jit():
+        for row in rows.iterator(chunk_size=2000):
+            line = [row.external_id, row.country]
+            for column in columns:
+                line.append(_csv_value(getattr(row, column.key, None), column.kind))
+                line += [_csv_value(getattr(row, key, None), column.kind) for key, _ in column.extra]
+            yield writer.writerow(line)

@@ -18,7 +18,7 @@ PAGE_SIZE = 50
 
 def _table_request(params) -> tuple[dict, dict, str]:
     spec, errors = table.parse_filters(params)
-    order = params.get("order", "-revenue")
+    order = params.get("order") or table.default_order()
     return spec, errors, order
 
 
@@ -26,8 +26,10 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     """The customer table: every model's score beside the totals, filtered and sorted together."""
     spec, errors, order = _table_request(request.GET)
     paginator = Paginator(table.customer_table(spec, order), PAGE_SIZE)
-    page = paginator.get_page(request.GET.get("page"))
     columns = table.table_columns()
+    with table.without_jit():
+        page = paginator.get_page(request.GET.get("page"))
+        rows = table_rows(page.object_list, columns)
     query = request.GET.copy()
     query.pop("page", None)
     sort_query = query.copy()
@@ -35,7 +37,7 @@ def customer_list(request: HttpRequest) -> HttpResponse:
     filters = [{"filter": flt, "value": spec.get(flt.key), "error": errors.get(flt.key),
                 "options": list(flt.choices()) if flt.choices else []} for flt in table.table_filters()]
     return render(request, "customers/list.html", {
-        "page": page, "rows": table_rows(page.object_list, columns), "columns": columns, "order": order,
+        "page": page, "rows": rows, "columns": columns, "order": order,
         "filters": filters, "spec": spec, "errors": errors, "query": query.urlencode(),
         "sort_query": sort_query.urlencode(), "spec_pairs": spec_pairs(spec), "numeric_kinds": NUMERIC_KINDS,
     })

@@ -105,7 +105,8 @@ def test_sort_by_model_columns_puts_unscored_last(cast):
     assert ids(customer_table({}, "-churn_risk")) == ["D4", "B2", "C3", "=E5", "A1", "Z9"]
     assert ids(customer_table({}, "clv_p50")) == ["D4", "C3", "B2", "=E5", "A1", "Z9"]
     assert ids(customer_table({}, "-risk_change"))[:2] == ["B2", "A1"]
-    assert ids(customer_table({}, "no_such_column"))[0] == "=E5"  # unknown → revenue, highest first
+    assert ids(customer_table({}, "no_such_column"))[0] == "A1"  # unknown → the default: CLV, highest first
+    assert ids(customer_table({}, "-revenue"))[0] == "=E5"
 
 
 def test_page_shows_filters_and_scores(cast, analyst_client):
