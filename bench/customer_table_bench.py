@@ -138,7 +138,7 @@ def main() -> None:
             assert p.paginator.count >= 0
 
     cases = [
-        ("table page 1, revenue (default sort)", {}, "-revenue"),
+        ("table page 1, net revenue highest first", {}, "-revenue"),
         ("table page 1, CLV P50 highest first", {}, "-clv_p50"),
         ("table page 1, risk change highest first", {}, "-risk_change"),
         ("table page 1, CLV >= 500 and risk rising, by churn risk", {"min_clv": 500.0, "risk_rising": True},
