@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from churn import services
-from churn.counterfactual import counterfactuals, purchase_scenarios
+from churn.counterfactual import actions_from_features
 from churn.explain import explain_rows
 from churn.pipeline import ChurnModelBundle
 from rfm_portal.core.api import (
@@ -121,14 +121,20 @@ class ExplanationSerializer(serializers.Serializer):
 
 
 class CounterfactualSerializer(serializers.Serializer):
-    message = serializers.CharField(help_text="The change, phrased for a marketer, with the re-scored risk.")
-    feasible = serializers.BooleanField()
-    method = serializers.CharField()
+    message = serializers.CharField(
+        help_text='The headline, one of the purchase scenarios: "k more orders worth about X now would bring churn '
+                  'risk from a to b" (the fewest orders that cross the threshold, else the lowest risk reached).')
+    feasible = serializers.BooleanField(help_text="Whether some scenario brings the risk below the threshold.")
+    method = serializers.CharField(help_text='"purchases": orders added at as_of, every feature recomputed.')
     original_probability = serializers.FloatField()
-    new_probability = serializers.FloatField(help_text="The model's probability at the counterfactual point.")
-    changes = serializers.ListField(child=serializers.DictField())
+    new_probability = serializers.FloatField(help_text="The re-scored probability of the headline scenario.")
+    changes = serializers.ListField(
+        child=serializers.DictField(),
+        help_text="One entry per scenario: orders, order_value (the customer's usual order), days (0 = now), "
+                  "risk_before, risk_after, below_threshold, message. Scenarios with the same rounded risk as a "
+                  "smaller one are left out.")
     purchase_scenarios = serializers.ListField(child=serializers.CharField(),
-                                               help_text='"k more purchases now" re-scored (k = 1…3).')
+                                               help_text="The scenarios' messages (k = 1…3 more orders).")
 
 
 class PredictionSerializer(serializers.Serializer):
@@ -156,23 +162,21 @@ class PredictChurnOutputSerializer(serializers.Serializer):
 
 def _explanations(bundle: ChurnModelBundle, X: pd.DataFrame, top_k: int) -> dict[str, dict[str, Any]]:
     rows = explain_rows(bundle, X, top_k=top_k)
-    cfs = {cf.customer_id: cf for cf in counterfactuals(bundle, X)}
-    scen = purchase_scenarios(bundle, X)
-    scen = scen[scen["purchases"] > 0]
-    messages: dict[str, list[str]] = {}
-    for cid, msg in zip(scen["customer_id"], scen["message"], strict=True):
-        messages.setdefault(cid, []).append(msg)
+    above = X.loc[bundle.predict_proba(X) >= bundle.threshold]
+    plans = actions_from_features(bundle, above) if len(above) else {}
     out = {}
     for row in rows:
         cid = row["customer_id"]
-        cf = cfs.get(cid)
+        plan = plans.get(cid)
+        best = plan.best if plan else None
         out[cid] = {
             "explanation": {"base_value": row["base_value"], "log_odds": row["log_odds"], "rest": row["rest"],
                             "contributions": row["contributions"]},
-            "counterfactual": None if cf is None else {
-                "message": cf.message, "feasible": cf.feasible, "method": cf.method,
-                "original_probability": cf.original_proba, "new_probability": cf.new_proba, "changes": cf.changes,
-                "purchase_scenarios": messages.get(cid, []),
+            "counterfactual": None if plan is None or best is None else {
+                "message": plan.headline, "feasible": plan.reaches_threshold, "method": "purchases",
+                "original_probability": plan.risk, "new_probability": best.risk_after,
+                "changes": [a.to_dict() for a in plan.actions],
+                "purchase_scenarios": [a.message for a in plan.actions],
             },
         }
     return out
@@ -207,7 +211,9 @@ class PredictChurnApi(APIView):
             "By `customer_id` / `customer_ids` the features are built from the stored transactions before `as_of` "
             "(default now) with the same feature code as training; by `features` the payload is validated field by "
             f"field. Batches up to {MAX_BATCH:,}; `explain=true` adds SHAP contributions (log-odds; base_value + Σ "
-            "contributions + rest = log_odds) and a counterfactual for customers above the threshold. Every answer "
+            "contributions + rest = log_odds) and, for customers above the threshold, what orders would do: 'k more "
+            "orders worth about X now would bring churn risk from a to b' (k = 1…3, every feature recomputed, "
+            "re-scored). Every answer "
             "names the model version. 503 when no churn model is active."
         ),
         request={"application/json": _request_schema()},

@@ -480,3 +480,177 @@ def purchase_scenarios(bundle: ChurnModelBundle, X: pd.DataFrame, max_purchases:
         for k, a, b in zip(out["purchases"], out["original_proba"], out["proba"], strict=True)
     ]
     return out.reset_index(drop=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# counterfactuals as purchases: "k more orders worth about X in the next N days"
+# ---------------------------------------------------------------------------------------------
+#
+# What a campaign can actually cause is purchases, so the suggestions shown to marketers are purchase
+# scenarios. Every feature moves through the one feature definition: the hypothetical orders are added
+# to the customer's transactions and ``build_features`` recomputes everything at the new point in time
+# (``actions_from_transactions``). A caller that only has the features (the API's feature payload) gets
+# "k orders now" through ``apply_purchases``, the closed form of the same definition for orders placed just
+# before the cut-off (``actions_from_features``). Each action is re-scored; the headline is one of the
+# actions, so the page cannot contradict itself.
+
+DEFAULT_ACTION_DAYS = 30
+
+
+@dataclass
+class PurchaseAction:
+    orders: int
+    order_value: float  # per order
+    days: int  # 0 = now (at the cut-off); else spread over the next ``days`` days
+    risk_before: float
+    risk_after: float
+    below_threshold: bool
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass
+class PurchasePlan:
+    customer_id: str
+    threshold: float
+    risk: float
+    days: int
+    order_value: float
+    risk_if_nothing: float | None  # risk after ``days`` days without an order (None for "now")
+    actions: list[PurchaseAction]
+    headline: str
+    reaches_threshold: bool
+
+    @property
+    def best(self) -> PurchaseAction | None:
+        """The headline action: the fewest orders that cross the threshold, else the lowest risk reached."""
+        below = [a for a in self.actions if a.below_threshold]
+        if below:
+            return below[0]
+        return min(self.actions, key=lambda a: a.risk_after) if self.actions else None
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {k: v for k, v in self.__dict__.items() if k != "actions"}
+        out["actions"] = [a.to_dict() for a in self.actions]
+        return out
+
+
+def typical_order_value(row: pd.Series) -> float:
+    """The customer's usual order (gross per purchase order), at least 1 currency unit."""
+    aov = float(row.get("avg_order_value", 0.0) or 0.0)
+    if aov <= 0:
+        aov = float(row.get("monetary", 0.0)) / max(float(row.get("frequency", 1.0)), 1.0)
+    return max(aov, 1.0)
+
+
+def action_message(orders: int, order_value: float, days: int, before: float, after: float) -> str:
+    what = "1 more order" if orders == 1 else f"{orders} more orders"
+    worth = f"worth about {order_value:,.0f}" if orders == 1 else \
+        f"worth about {order_value:,.0f} each ({orders * order_value:,.0f} in total)"
+    when = "now" if days == 0 else f"in the next {days} days"
+    return f"{what} {worth} {when} would bring churn risk from {before:.0%} to {after:.0%}."
+
+
+def hypothetical_purchases(customer_id: Any, orders: int, order_value: float, start: pd.Timestamp,
+                           days: int) -> pd.DataFrame:
+    """``orders`` purchase invoices of ``order_value`` each, evenly over the ``days`` days after ``start`` (the last
+    half a day before ``start + days``), or all at ``start`` minus a microsecond when ``days`` is 0."""
+    start = pd.Timestamp(start)
+    if days == 0:
+        times = [start - pd.Timedelta(microseconds=1)] * orders
+    else:
+        times = [start + pd.Timedelta(days=days * (i + 1) / orders) - pd.Timedelta(hours=12) for i in range(orders)]
+    return pd.DataFrame({
+        "customer_id": [customer_id] * orders,
+        "invoice": [f"hypothetical-{customer_id}-{i + 1}" for i in range(orders)],
+        "invoiced_at": pd.to_datetime(times, utc=True),
+        "amount": [float(order_value)] * orders,
+        "quantity": [1] * orders,
+        "is_return": [False] * orders,
+        "category": [""] * orders,
+    })
+
+
+def _plan(bundle: ChurnModelBundle, cid: str, p0: float, days: int, value: float, risks: list[float],
+          p_nothing: float | None) -> PurchasePlan:
+    thr = bundle.threshold
+    actions: list[PurchaseAction] = []
+    shown: set[str] = set()
+    for k, p in enumerate(risks, start=1):
+        if f"{p:.0%}" in shown:
+            continue  # more orders for no visible change: not worth a line
+        shown.add(f"{p:.0%}")
+        actions.append(PurchaseAction(orders=k, order_value=float(value), days=days, risk_before=float(p0),
+                                      risk_after=float(p), below_threshold=bool(p < thr),
+                                      message=action_message(k, value, days, p0, p)))
+    plan = PurchasePlan(customer_id=cid, threshold=thr, risk=float(p0), days=days, order_value=float(value),
+                        risk_if_nothing=p_nothing, actions=actions, headline="",
+                        reaches_threshold=any(a.below_threshold for a in actions))
+    best = plan.best
+    if p0 < thr:
+        plan.headline = f"Churn risk is {p0:.0%}, already below the {thr:.0%} line: no action needed."
+    elif best is None:
+        plan.headline = "No purchase scenario could be computed."
+    elif best.below_threshold:
+        plan.headline = best.message[:-1] + f", below the {thr:.0%} line."
+    else:
+        plan.headline = "Even " + best.message[:-1] + f": still above the {thr:.0%} line."
+    return plan
+
+
+def actions_from_transactions(bundle: ChurnModelBundle, transactions: pd.DataFrame, cutoff: Any, customer_id: Any,
+                              customers: pd.DataFrame | None = None, days: int = DEFAULT_ACTION_DAYS,
+                              max_orders: int | None = None, p_alive: float | None = None) -> PurchasePlan:
+    """Purchase actions for one customer from their transactions (strictly before ``cutoff``): for k = 1…K the
+    k orders are added over the next ``days`` days and every feature is rebuilt by ``build_features`` at
+    ``cutoff + days``, then re-scored. ``risk_if_nothing`` is the same without any order."""
+    from rfm_portal.customers.features import build_features
+
+    cut = pd.Timestamp(cutoff)
+    cut = cut.tz_localize("UTC") if cut.tzinfo is None else cut.tz_convert("UTC")
+    n_max = bundle.max_extra_purchases if max_orders is None else max_orders
+    tx = transactions[transactions["customer_id"] == customer_id]
+    tx = tx[pd.to_datetime(tx["invoiced_at"], utc=True) < cut]
+    cust = None if customers is None else customers[customers["customer_id"] == customer_id]
+    base = build_features(tx, cut, cust)
+    if customer_id not in base.index:
+        raise ValueError(f"customer {customer_id!r} has no purchase before {cut.date()}")
+    row = base.loc[customer_id]
+    value = typical_order_value(row)
+    # one build_features pass for every scenario: scenario k is customer id k (0 = no order)
+    frames, cust_frames = [], []
+    for k in range(n_max + 1):
+        parts = [tx.assign(customer_id=k)]
+        if k:
+            parts.append(hypothetical_purchases(k, k, value, cut, days))
+        frames.append(pd.concat(parts, ignore_index=True))
+        if cust is not None:
+            cust_frames.append(cust.assign(customer_id=k))
+    all_tx = pd.concat(frames, ignore_index=True)
+    all_tx["invoice"] = all_tx["invoice"].astype(str)
+    all_tx["category"] = all_tx["category"].astype(str) if "category" in all_tx else ""
+    moved = build_features(all_tx, cut + pd.Timedelta(days=days),
+                           pd.concat(cust_frames, ignore_index=True) if cust_frames else None)
+    scored = [base, moved]
+    if "p_alive" in bundle.features:  # the CLTV model's view is an input here, not something orders recompute
+        for frame in scored:
+            frame["p_alive"] = float(p_alive if p_alive is not None else row.get("p_alive", 0.5))
+    p0 = float(bundle.predict_proba(base.loc[[customer_id]])[0])
+    p = bundle.predict_proba(moved.loc[list(range(n_max + 1))])
+    return _plan(bundle, str(customer_id), p0, days, value, [float(x) for x in p[1:]],
+                 float(p[0]) if days else None)
+
+
+def actions_from_features(bundle: ChurnModelBundle, X: pd.DataFrame,
+                          max_orders: int | None = None) -> dict[str, PurchasePlan]:
+    """"k more orders now" for every row of a feature frame (no transactions at hand, e.g. the API's payload):
+    ``apply_purchases`` gives exactly the features ``build_features`` would return with k orders of the usual
+    value placed just before the cut-off; re-scored in one batch per k."""
+    n_max = bundle.max_extra_purchases if max_orders is None else max_orders
+    values = np.array([typical_order_value(row) for _, row in X.iterrows()])
+    p0 = bundle.predict_proba(X)
+    risks = [bundle.predict_proba(apply_purchases(X, k, values)) for k in range(1, n_max + 1)]
+    return {str(cid): _plan(bundle, str(cid), float(p0[i]), 0, float(values[i]), [float(r[i]) for r in risks], None)
+            for i, cid in enumerate(X.index)}

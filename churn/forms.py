@@ -13,13 +13,17 @@ class AtRiskFilterForm(forms.Form):
     min_probability = forms.FloatField(required=False, min_value=0.0, max_value=1.0, label="Min. probability",
                                        widget=forms.NumberInput(attrs={"step": "0.05", "placeholder": "0–1"}))
     country = forms.CharField(required=False, max_length=64)
-    q = forms.CharField(required=False, max_length=64, label="Customer id",
-                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Customer id starts with…"}))
+    q = forms.CharField(required=False, max_length=64, label="Search",
+                        widget=forms.TextInput(attrs={"type": "search", "placeholder": "Part of an id or country"}))
+    order = forms.CharField(required=False, max_length=32)
 
     def filters(self) -> AtRiskFilters:
         data = self.cleaned_data if self.is_valid() else {}
         return AtRiskFilters(band=data.get("band") or "", min_probability=data.get("min_probability"),
                              country=data.get("country") or "", search=data.get("q") or "")
+
+    def sort_order(self) -> str:
+        return (self.cleaned_data.get("order") or "") if self.is_valid() else ""
 
 
 class TrainForm(forms.Form):

@@ -104,6 +104,21 @@ class RiskBands:
         if not 0.0 < self.low < self.high < 1.0:
             raise ChurnError(f"risk bands need 0 < low < high < 1, got {self.low}, {self.high}")
 
+    @classmethod
+    def relative_to(cls, base_rate: float, odds_ratio: float = 2.0) -> RiskBands:
+        """Bands that mean something whatever the base rate: high = at least ``odds_ratio`` times the usual odds
+        of churning (the training base rate), low = at most 1/``odds_ratio`` times; medium = around the usual.
+
+        E.g. a 75 % base rate (odds 3) gives low < 60 % ≤ medium < 85.7 % ≤ high; a 10 % one 5.3 % / 18.2 %.
+        """
+        base = min(max(float(base_rate), 0.01), 0.99)
+        odds = base / (1.0 - base)
+
+        def proba(o: float) -> float:
+            return o / (1.0 + o)
+
+        return cls(low=round(proba(odds / odds_ratio), 4), high=round(proba(odds * odds_ratio), 4))
+
     def assign(self, proba: np.ndarray | pd.Series) -> np.ndarray:
         """Band label ("low" / "medium" / "high") per probability."""
         p = np.asarray(proba, dtype=np.float64)
@@ -116,7 +131,8 @@ class ChurnConfig:
 
     horizon_days: int = 90
     threshold: float = 0.5
-    bands: RiskBands = field(default_factory=RiskBands)
+    # None: bands relative to the training base rate (RiskBands.relative_to); give fixed bands to override
+    bands: RiskBands | None = None
     challenger: Literal["lightgbm", "hist_gb"] = "lightgbm"
     min_auc_gain: float = 0.01
     min_customers: int = 20
@@ -423,7 +439,8 @@ def fit_bundle(kind: ModelKind, train: TrainingSet, config: ChurnConfig | None =
     }
     return ChurnModelBundle(
         kind=kind, estimator=est, features=feats, threshold=cfg.threshold, horizon_days=train.horizon_days,
-        bands=cfg.bands, background=M.iloc[np.sort(take)].copy(), z_mean=z_mean, z_std=z_std, upper_bounds=upper,
+        bands=cfg.bands or RiskBands.relative_to(float(y.mean())),
+        background=M.iloc[np.sort(take)].copy(), z_mean=z_mean, z_std=z_std, upper_bounds=upper,
         max_extra_purchases=cfg.max_extra_purchases, feature_cutoff=train.feature_cutoff.isoformat(),
         label_end=train.label_end.isoformat(), n_train=len(M),
     )

@@ -102,3 +102,59 @@ def probabilities_frame(mv: ModelVersion) -> pd.Series:
                 .iterator(chunk_size=50_000))
     return pd.Series([r[1] for r in rows], index=pd.Index([r[0] for r in rows], name="customer_id"),
                      dtype=float, name="churn_risk")
+# --- Actionable lists: at risk (ranked by value at risk) and win back (already gone) ------------------------
+
+AT_RISK = "at-risk"
+WIN_BACK = "win-back"
+ORDERS = {
+    AT_RISK: {"-value_at_risk": "Value at risk (risk × CLV), highest first", "-churn_risk": "Risk, highest first",
+              "-clv_p50": "CLV, highest first", "-revenue": "Past revenue, highest first"},
+    WIN_BACK: {"-revenue": "Past revenue, highest first", "-clv_p50": "CLV, highest first",
+               "-last_purchase": "Most recently lost first", "-churn_risk": "Risk, highest first"},
+}
+
+
+def winback_threshold() -> float:
+    from django.conf import settings
+
+    return float(getattr(settings, "CHURN_WINBACK_P_ALIVE", 0.2))
+
+
+def action_list(filters: AtRiskFilters, view: str = AT_RISK, order: str = "") -> QuerySet[Customer]:
+    """Customers scored by the active churn model, with CLV, P(alive), segment and last purchase beside the
+    risk (the customer table's columns, one query). ``view`` at-risk: P(alive) at least the win-back threshold
+    (or unknown), ranked by value at risk = risk × CLV P50; win-back: P(alive) below it, by past revenue."""
+    from django.db.models import ExpressionWrapper, F, FloatField, Value
+
+    from rfm_portal.customers.table import apply_search, customer_table, table_columns
+
+    keys = {column.key for column in table_columns()}
+    qs = customer_table({}).filter(churn_risk__isnull=False)
+    has_clv = "clv_p50" in keys
+    value = ExpressionWrapper(F("churn_risk") * F("clv_p50"), output_field=FloatField()) if has_clv \
+        else Value(None, output_field=FloatField())
+    qs = qs.annotate(value_at_risk=value)
+    if "p_alive" in keys:
+        threshold = winback_threshold()
+        qs = qs.filter(Q(p_alive__lt=threshold) if view == WIN_BACK
+                       else Q(p_alive__gte=threshold) | Q(p_alive__isnull=True))  # unknown P(alive): at risk
+    elif view == WIN_BACK:
+        qs = qs.none()
+    if filters.band:
+        qs = qs.filter(risk_band=filters.band)
+    if filters.min_probability is not None:
+        qs = qs.filter(churn_risk__gte=filters.min_probability)
+    if filters.country:
+        qs = qs.filter(country__iexact=filters.country)
+    if filters.search.strip():
+        qs = apply_search(qs, filters.search.strip())
+    orders = ORDERS.get(view, ORDERS[AT_RISK])
+    order = order if order in orders else next(iter(orders))
+    field = order.lstrip("-")
+    primary = F(field).desc(nulls_last=True) if order.startswith("-") else F(field).asc(nulls_last=True)
+    return qs.order_by(primary, F("churn_risk").desc(), "external_id")
+
+
+def scores_for(mv: ModelVersion, customers: list[Customer]) -> dict[int, ChurnScore]:
+    """The churn scores (drivers, features) of one page of customers, in one query."""
+    return {s.customer_id: s for s in ChurnScore.objects.filter(model_version=mv, customer__in=customers)}

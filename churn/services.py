@@ -224,7 +224,8 @@ def train_churn_model(
     cfg = config or ChurnConfig(horizon_days=horizon_days)
     cut = _utc(cutoff) if cutoff is not None else None
     params: dict[str, Any] = {"horizon_days": cfg.horizon_days, "threshold": cfg.threshold,
-                              "bands": {"low": cfg.bands.low, "high": cfg.bands.high},
+                              "bands": ({"low": cfg.bands.low, "high": cfg.bands.high} if cfg.bands
+                                        else "relative to the base rate (odds ×2 / ÷2)"),
                               "challenger": cfg.challenger, "min_auc_gain": cfg.min_auc_gain}
     mv = start_model_version(KIND, {**params, "role": "champion"}, user=user,
                              data_cutoff=cut.to_pydatetime() if cut is not None else None)
@@ -382,23 +383,27 @@ def decision_plot(bundle: ChurnModelBundle, scores: list[ChurnScore]) -> dict[st
 
 
 def customer_explanation(bundle: ChurnModelBundle, score: ChurnScore) -> dict[str, Any]:
-    """One customer: waterfall, decision plot, counterfactual and "k purchases now" scenarios."""
+    """One customer: waterfall, decision plot and what orders would do to the risk ("k more orders worth about X
+    in the next N days would bring risk from a to b"), every feature rebuilt from the transactions."""
     from churn import charts
-    from churn.counterfactual import counterfactuals, purchase_scenarios
+    from churn.counterfactual import DEFAULT_ACTION_DAYS, actions_from_transactions
 
     X = features_from_scores([score])
     row = shap_explain(bundle, X).row(0)
-    cfs = counterfactuals(bundle, X)
-    scenarios = purchase_scenarios(bundle, X)
+    plan = None
+    cutoff = score.model_version.data_cutoff
+    if cutoff is not None:
+        pk = score.customer_id
+        try:
+            plan = actions_from_transactions(
+                bundle, load_transactions([pk], before=cutoff), cutoff, pk, load_customers([pk]),
+                days=DEFAULT_ACTION_DAYS, p_alive=score.features.get("p_alive"))
+        except ValueError:
+            logger.warning("no purchase scenarios for customer %s: no purchase before the cut-off", pk)
     return {
         "waterfall_figure": charts.waterfall_figure(row),
         "decision_figure": charts.decision_figure([row]),
         "probability": float(bundle.predict_proba(X)[0]),
-        "counterfactual": cfs[0].to_dict() if cfs else None,
-        "scenarios": [
-            {"purchases": int(k), "probability": float(pr), "below": bool(b), "message": m}
-            for k, pr, b, m in zip(scenarios["purchases"], scenarios["proba"], scenarios["below_threshold"],
-                                   scenarios["message"], strict=True) if k > 0
-        ],
+        "plan": plan.to_dict() if plan else None,
         "threshold": bundle.threshold,
     }

@@ -13,21 +13,23 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from churn import charts, selectors, services
+from churn.drivers import plain_drivers
 from churn.forms import AtRiskFilterForm, TrainForm
 from churn.pipeline import ChurnModelBundle
 from churn.tasks import train_churn_task
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
 from rfm_portal.core.csv_export import SafeCSVWriter
-from rfm_portal.customers.features import FEATURE_DOCS
 from rfm_portal.customers.models import Customer
+from rfm_portal.customers.table import without_jit
 from rfm_portal.mlops.progress import submit_job
 from rfm_portal.mlops.services import load_active
 
 logger = logging.getLogger(__name__)
 
 PAGE_SIZE = 50
-CSV_COLUMNS = ("customer_id", "country", "churn_probability", "risk_band", "top_driver_1", "top_driver_2",
-               "top_driver_3", "model_version", "data_cutoff")
+CSV_COLUMNS = ("customer_id", "country", "segment", "clv_p50", "p_alive", "churn_probability", "risk_band",
+               "value_at_risk", "last_purchase", "top_driver_1", "top_driver_2", "top_driver_3", "model_version",
+               "data_cutoff")
 
 
 def _legend_below(fig: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -87,42 +89,96 @@ def overview(request: HttpRequest) -> HttpResponse:
     return render(request, "churn/overview.html", context)
 
 
-def at_risk(request: HttpRequest) -> HttpResponse:
-    context = _base_context(request, "at-risk")
+def _action_rows(mv, customers: list) -> list[dict[str, Any]]:
+    """Each listed customer with its churn score's drivers in plain words (one query for the page)."""
+    scores = selectors.scores_for(mv, customers)
+    rows = []
+    for customer in customers:
+        score = scores.get(customer.pk)
+        drivers = plain_drivers(score.top_contributions, score.features) if score else []
+        rows.append({"customer": customer, "score": score, "drivers": drivers})
+    return rows
+
+
+def _action_page(request: HttpRequest, view: str) -> HttpResponse:
+    context = _base_context(request, view)
     form = AtRiskFilterForm(request.GET or None)
-    context["form"] = form
+    context.update({"form": form, "view": view, "winback_p_alive": selectors.winback_threshold()})
     mv = context["mv"]
     if mv is not None:
-        paginator = Paginator(selectors.at_risk(mv, form.filters()), PAGE_SIZE)
-        context["page"] = paginator.get_page(request.GET.get("page"))
+        order = form.sort_order()
+        orders = selectors.ORDERS[view]
+        context["order"] = order if order in orders else next(iter(orders))
+        context["orders"] = orders
+        paginator = Paginator(selectors.action_list(form.filters(), view, order), PAGE_SIZE)
+        with without_jit():
+            page = paginator.get_page(request.GET.get("page"))
+            context["rows"] = _action_rows(mv, list(page.object_list))
+        context["page"] = page
         context["countries"] = selectors.countries(mv)
+        context["base_rate"] = (mv.metrics.get("comparison", {}).get(mv.metrics.get("model_kind"), {})
+                                .get("base_rate"))
+        bundle = _active_bundle()
+        context["bands"] = bundle.bands if bundle else None
         query = request.GET.copy()
         query.pop("page", None)
         context["query"] = query.urlencode()
     return render(request, "churn/at_risk.html", context)
 
 
-def _csv_rows(rows: Any, mv_version: int, cutoff: str) -> Iterator[str]:
+def at_risk(request: HttpRequest) -> HttpResponse:
+    """Customers likely to stop buying who are still reachable, the most value at risk first."""
+    return _action_page(request, selectors.AT_RISK)
+
+
+def win_back(request: HttpRequest) -> HttpResponse:
+    """Customers the CLTV model considers already gone (P(alive) below the setting): a win-back list."""
+    return _action_page(request, selectors.WIN_BACK)
+
+
+def _num(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _csv_rows(qs: Any, mv: Any, cutoff: str) -> Iterator[str]:
     writer = SafeCSVWriter()
     yield writer.writerow(CSV_COLUMNS)
-    for s in rows.iterator(chunk_size=2000):
-        drivers = [f"{c.get('label') or FEATURE_DOCS.get(c['feature'], {}).get('label', c['feature'])} "
-                   f"({'+' if c['contribution'] > 0 else ''}{c['contribution']:.2f})" for c in s.top_contributions]
-        drivers += [""] * (3 - len(drivers))
-        yield writer.writerow([s.customer.external_id, s.customer.country, f"{s.probability:.4f}", s.risk_band,
-                               *drivers[:3], mv_version, cutoff])
+    def batches() -> Iterator[list]:
+        batch: list = []
+        for customer in qs.iterator(chunk_size=2000):
+            batch.append(customer)
+            if len(batch) == 2000:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    with without_jit():
+        for batch in batches():
+            for row in _action_rows(mv, batch):
+                c = row["customer"]
+                drivers = [d["text"] for d in row["drivers"]][:3]
+                drivers += [""] * (3 - len(drivers))
+                yield writer.writerow([
+                    c.external_id, c.country, getattr(c, "segment", "") or "",
+                    _num(getattr(c, "clv_p50", None), 2), _num(getattr(c, "p_alive", None), 4), _num(c.churn_risk, 4),
+                    c.risk_band, _num(c.value_at_risk, 2),
+                    c.last_purchase.date().isoformat() if c.last_purchase else "", *drivers, mv.version, cutoff])
 
 
 def at_risk_csv(request: HttpRequest) -> HttpResponse:
+    """CSV of the list on screen (same view, filters and order), every page."""
     mv = selectors.active_version()
     if mv is None:
         return HttpResponse("No churn model is active yet, so there is no at-risk list to export.\n",
                             status=409, content_type="text/plain")
     form = AtRiskFilterForm(request.GET or None)
+    view = selectors.WIN_BACK if request.GET.get("view") == selectors.WIN_BACK else selectors.AT_RISK
     cutoff = mv.data_cutoff.date().isoformat() if mv.data_cutoff else ""
-    response = StreamingHttpResponse(_csv_rows(selectors.at_risk(mv, form.filters()), mv.version, cutoff),
-                                     content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="churn_at_risk_v{mv.version}.csv"'
+    qs = selectors.action_list(form.filters(), view, form.sort_order())
+    response = StreamingHttpResponse(_csv_rows(qs, mv, cutoff), content_type="text/csv")
+    name = "churn_win_back" if view == selectors.WIN_BACK else "churn_at_risk"
+    response["Content-Disposition"] = f'attachment; filename="{name}_v{mv.version}.csv"'
     return response
 
 
@@ -149,9 +205,11 @@ def customer_panel_context(customer: Customer) -> dict[str, Any] | None:
     score = selectors.customer_score(customer, mv)
     if score is None:
         return {"mv": mv, "score": None}
+    drivers = plain_drivers(score.top_contributions, score.features)
     bundle = _active_bundle()
     if bundle is None:
-        return {"mv": mv, "score": score, "explanation": None, "probability_pct": f"{score.probability:.1%}"}
-    return {"mv": mv, "score": score, "explanation": services.customer_explanation(bundle, score),
+        return {"mv": mv, "score": score, "explanation": None, "probability_pct": f"{score.probability:.1%}",
+                "drivers": drivers}
+    return {"mv": mv, "score": score, "explanation": services.customer_explanation(bundle, score), "drivers": drivers,
             "probability_pct": f"{score.probability:.1%}",
             "horizon_days": mv.params.get("horizon_days", 90)}

@@ -42,3 +42,8 @@ class CltvConfig(AppConfig):
         from .model_card import card_sections
 
         register_model_card("cltv", card_sections)
+        from rfm_portal.customers.table import register_table_contribution
+
+        from .table import CONTRIBUTION as TABLE_CONTRIBUTION
+
+        register_table_contribution(TABLE_CONTRIBUTION)

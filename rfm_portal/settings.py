@@ -386,3 +386,6 @@ SPECTACULAR_SETTINGS["DESCRIPTION"] += f" Money amounts (CLV, order value, reven
 SPECTACULAR_SETTINGS["REDOC_DIST"] = "/docs-assets/redoc"
 # /predict_cltv's `unit` and `purchase_horizon_unit` share one choice set: one enum in the schema
 SPECTACULAR_SETTINGS.setdefault("ENUM_NAME_OVERRIDES", {})["TimeUnitEnum"] = ["days", "weeks"]
+# Churn at-risk list: customers whose CLTV P(alive) is below this are treated as already gone and listed
+# under "Win back" instead of topping the at-risk list.
+CHURN_WINBACK_P_ALIVE = float(os.environ.get("CHURN_WINBACK_P_ALIVE", 0.2))

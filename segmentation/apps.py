@@ -29,3 +29,8 @@ class SegmentationConfig(AppConfig):
 
         register_model_card("segmentation", card_sections)
         register_group_labeller("rfm_segment", rfm_segment_labels)
+        from rfm_portal.customers.table import register_table_contribution
+
+        from .table import CONTRIBUTION as TABLE_CONTRIBUTION
+
+        register_table_contribution(TABLE_CONTRIBUTION)

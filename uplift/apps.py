@@ -19,3 +19,8 @@ class UpliftConfig(AppConfig):
 
         register_model_card("uplift", card_sections)
         register_model_card("uplift_challenger", card_sections)
+        from rfm_portal.customers.table import register_table_contribution
+
+        from .table import CONTRIBUTION as TABLE_CONTRIBUTION
+
+        register_table_contribution(TABLE_CONTRIBUTION)

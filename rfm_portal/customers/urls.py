@@ -6,6 +6,8 @@ app_name = "customers"
 
 urlpatterns = [
     path("customers/", views.customer_list, name="list"),
+    path("customers.csv", views.customer_table_csv, name="list-csv"),
+    path("customers/save-audience/", views.customer_table_save_audience, name="list-save-audience"),
     path("customers/<str:external_id>/", views.customer_detail, name="detail"),
     path("imports/", views.import_list, name="imports"),
     path("imports/upload/", import_views.import_upload, name="import-upload"),

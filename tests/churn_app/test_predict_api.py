@@ -91,8 +91,10 @@ def test_explain_adds_up_and_gives_a_counterfactual_below_threshold(trained, api
         cf = row["counterfactual"]
         assert row["probability"] >= threshold and cf is not None
         assert cf["feasible"] and cf["new_probability"] < threshold
-        assert "lowers churn risk from" in cf["message"] and cf["changes"]
-        assert cf["purchase_scenarios"][0].startswith("One more purchase now")
+        assert f"would bring churn risk from {row['probability']:.0%} to {cf['new_probability']:.0%}" in cf["message"]
+        assert cf["method"] == "purchases" and cf["changes"][0]["orders"] == 1 and cf["changes"][0]["days"] == 0
+        assert cf["purchase_scenarios"][0].startswith("1 more order worth about") and "now" in cf["message"]
+        assert cf["new_probability"] in [c["risk_after"] for c in cf["changes"]]  # the headline is a scenario
     top3 = api_client.post(URL, {"features": _record(), "explain": True, "top_k": 3}, format="json").json()
     e = top3["results"][0]["explanation"]
     assert len(e["contributions"]) == 3

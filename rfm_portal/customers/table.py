@@ -1,0 +1,277 @@
+"""The customer table: one row per customer with every capability's score beside the transaction totals.
+
+The customers app owns the table but not the scores. Each capability app contributes, from its
+AppConfig.ready(), the columns and filters it knows about for its *active* model version:
+
+    register_table_contribution(TableContribution(
+        order=20, name="cltv", annotate=annotate_cltv,
+        columns=[TableColumn("clv_p50", "CLV (P50)", kind="money")],
+        filters=[TableFilter("min_clv", "CLV at least", kind="number", apply=..., validate=...)],
+    ))
+
+``annotate(qs)`` adds the columns to a Customer queryset, as SQL (a LEFT JOIN on the active version's
+scores, see ``FilteredRelation``), so sorting, filtering and paging all happen in one PostgreSQL query.
+Every filter is also registered as an audience filter (same key, same apply), so "save as audience"
+stores the table's filters and ``audience_customer_ids`` resolves them against the then-active models.
+A filter's ``apply`` must be self-contained (it may not rely on the table's annotations): audiences
+apply it to a plain ``Customer.objects.all()``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import connection, transaction
+from django.db.models import Count, F, FilteredRelation, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+
+from .audiences import AudienceError, register_audience_filter
+from .models import Customer
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """``key`` is the annotation name; ``kind`` says how to format it: text, int, money, percent, date, delta."""
+
+    key: str
+    label: str
+    kind: str = "text"
+    help: str = ""
+    sortable: bool = True
+    # For columns shown as "P50 (P10–P90)" etc.: extra annotation keys exported as their own CSV columns.
+    extra: tuple[tuple[str, str], ...] = ()
+    choices: dict[str, str] | None = None  # stored value -> label (e.g. uplift groups)
+    highlight_above: float | None = None  # "delta" columns: values at least this are marked (e.g. risk rising)
+
+
+@dataclass(frozen=True)
+class TableFilter:
+    """A filter of the table and of audiences. ``kind``: number (one value), choices (several), flag (on/off)."""
+
+    key: str
+    label: str
+    kind: str
+    apply: Callable[[QuerySet, Any], QuerySet]
+    validate: Callable[[Any], Any]
+    choices: Callable[[], Sequence[tuple[str, str]]] | None = None
+    help: str = ""
+
+
+@dataclass(frozen=True)
+class TableContribution:
+    order: int
+    name: str
+    annotate: Callable[[QuerySet], QuerySet]
+    columns: Sequence[TableColumn] = field(default_factory=tuple)
+    filters: Sequence[TableFilter] = field(default_factory=tuple)
+
+
+_CONTRIBUTIONS: dict[str, TableContribution] = {}
+
+
+def register_table_contribution(contribution: TableContribution) -> None:
+    """Add (or replace: ready() can run twice in tests) an app's columns and filters; also registers the
+    filters as audience filters."""
+    _CONTRIBUTIONS[contribution.name] = contribution
+    for flt in contribution.filters:
+        register_audience_filter(flt.key, label=flt.label, validate=flt.validate, apply=flt.apply)
+
+
+def contributions() -> list[TableContribution]:
+    return sorted(_CONTRIBUTIONS.values(), key=lambda c: c.order)
+
+
+def join_version(qs: QuerySet, relation: str, version: Any, fields: dict[str, tuple[str, Any]],
+                 alias: str | None = None) -> QuerySet:
+    """Annotate ``fields`` ({name: (score field, output field)}) from ``relation`` (a reverse FK of Customer, one
+    row per customer and version) restricted to ``version``: a LEFT JOIN, so unscored customers get NULL.
+    Without a version (no model trained yet) the columns are NULL."""
+    if version is None:
+        return qs.annotate(**{name: Value(None, output_field=out) for name, (_, out) in fields.items()})
+    alias = alias or f"{relation}_v"
+    qs = qs.annotate(**{alias: FilteredRelation(relation, condition=Q(**{f"{relation}__model_version": version}))})
+    return qs.annotate(**{name: F(f"{alias}__{src}") for name, (src, _) in fields.items()})
+
+
+# --- The customers app's own part: transaction totals, country and text search ---------------------------
+
+
+def _per_customer(aggregate: Any, **where: Any) -> Subquery:
+    """A correlated subquery of one aggregate over the row's transactions (index on (customer, invoiced_at)).
+
+    Not a GROUP BY over the joined transactions: PostgreSQL then evaluates these only for the rows it returns
+    (the page) unless the table is sorted or filtered by them, and the count needs none of them."""
+    from .models import Transaction
+
+    rows = (Transaction.objects.filter(customer=OuterRef("pk"), **where).order_by().values("customer")
+            .annotate(value=aggregate).values("value"))
+    return Subquery(rows[:1])
+
+
+def _annotate_totals(qs: QuerySet) -> QuerySet:
+    return qs.annotate(
+        orders=Coalesce(_per_customer(Count("invoice", distinct=True), is_return=False), 0),
+        revenue=_per_customer(Sum("amount")),
+        last_purchase=_per_customer(Max("invoiced_at"), is_return=False),
+    )
+
+
+def _search_text(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise AudienceError("Expected a non-empty text.")
+    return value.strip()[:100]
+
+
+def apply_search(qs: QuerySet, text: str) -> QuerySet:
+    """Partial text: anywhere in the customer id or the country (case-insensitive)."""
+    return qs.filter(Q(external_id__icontains=text) | Q(country__icontains=text))
+
+
+def _country_choices() -> list[tuple[str, str]]:
+    countries = Customer.objects.exclude(country="").values_list("country", flat=True).distinct().order_by("country")
+    return [(c, c) for c in countries]
+
+
+def _countries(value: Any) -> list[str]:
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v.strip() for v in value):
+        raise AudienceError("Expected a non-empty list of countries.")
+    return [v.strip() for v in value][:1000]
+
+
+register_table_contribution(TableContribution(
+    order=0, name="customers", annotate=_annotate_totals,
+    columns=[],  # orders, revenue, last purchase are placed by the template itself, after the scores
+    filters=[
+        TableFilter("search", "Id or country contains", "text", apply=apply_search, validate=_search_text),
+        TableFilter("countries", "Country is one of", "choices", validate=_countries, choices=_country_choices,
+                    apply=lambda qs, v: qs.filter(country__in=v)),
+    ],
+))
+
+BASE_COLUMNS = (
+    TableColumn("orders", "Orders", kind="int", help="Distinct purchase invoices (returns not counted)."),
+    TableColumn("revenue", "Net revenue", kind="money", help="All purchases minus returns."),
+    TableColumn("last_purchase", "Last purchase", kind="date"),
+)
+
+
+# --- Reading the table ------------------------------------------------------------------------------------
+
+
+def table_columns() -> list[TableColumn]:
+    return [column for c in contributions() for column in c.columns] + list(BASE_COLUMNS)
+
+
+def table_filters() -> list[TableFilter]:
+    return [flt for c in contributions() for flt in c.filters]
+
+
+def parse_filters(params: Any) -> tuple[dict[str, Any], dict[str, str]]:
+    """The table's filters from a query string (``QueryDict``): (clean spec, {key: error}). Empty = not set."""
+    spec: dict[str, Any] = {}
+    errors: dict[str, str] = {}
+    for flt in table_filters():
+        if flt.kind == "choices":
+            raw: Any = [v for v in params.getlist(flt.key) if v.strip()]
+        elif flt.kind == "flag":
+            raw = True if params.get(flt.key) in ("1", "on", "true") else None
+        elif flt.kind == "number":
+            text = (params.get(flt.key) or "").strip().replace(",", "")
+            if not text:
+                continue
+            try:
+                raw = float(text)
+            except ValueError:
+                errors[flt.key] = "Not a number."
+                continue
+        else:  # text; ``q`` is the older name of the search box, still used by links
+            raw = (params.get(flt.key) or (params.get("q") if flt.key == "search" else "") or "").strip() or None
+        if not raw:
+            continue
+        try:
+            spec[flt.key] = flt.validate(raw)
+        except AudienceError as exc:
+            errors[flt.key] = str(exc)
+    return spec, errors
+
+
+def default_order() -> str:
+    """Value first: the CLV (P50) when a model contributes it, else net revenue (also the cheaper sort at scale:
+    revenue is computed per customer from the transactions, CLV is a stored score)."""
+    return "-clv_p50" if any(column.key == "clv_p50" for column in table_columns()) else "-revenue"
+
+
+def customer_table(spec: dict[str, Any], order: str = "") -> QuerySet[Customer]:
+    """Customers with every contributed column, filtered by ``spec`` and sorted by ``order`` (a column key,
+    ``-`` for descending; nulls last either way). One SQL query; page it with a Paginator."""
+    qs = Customer.objects.all()
+    filters = {flt.key: flt for flt in table_filters()}
+    for key, value in spec.items():
+        qs = filters[key].apply(qs, value)
+    for contribution in contributions():
+        qs = contribution.annotate(qs)
+    sortable = {column.key for column in table_columns() if column.sortable} | {"external_id", "country"}
+    field_name = order.lstrip("-")
+    if field_name not in sortable:
+        order = default_order()
+        field_name = order.lstrip("-")
+    expression = F(field_name).desc(nulls_last=True) if order.startswith("-") else F(field_name).asc(nulls_last=True)
+    return qs.order_by(expression, "external_id")
+
+
+@contextmanager
+def without_jit() -> Iterator[None]:
+    """Run the table's queries with PostgreSQL's JIT off (in a read-only transaction).
+
+    The planner's cost for a 100k-row table with a few joins passes jit_above_cost, and compiling the
+    expressions then takes longer (~2 s measured) than running the query (see bench/customer_table_bench.py).
+    """
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off")
+        yield
+
+
+# --- Validators the contributions share ------------------------------------------------------------------
+
+
+def choice_list(allowed: Callable[[], Sequence[str]] | None = None) -> Callable[[Any], list[str]]:
+    """A validator for a non-empty list of strings, each among ``allowed()`` when given."""
+
+    def validate(value: Any) -> list[str]:
+        if isinstance(value, str | int) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, list) or not value or not all(isinstance(v, str | int) for v in value):
+            raise AudienceError("Expected a non-empty list of values.")
+        values = [str(v).strip() for v in value]
+        if allowed is not None:
+            known = set(allowed())
+            unknown = [v for v in values if v not in known]
+            if unknown:
+                raise AudienceError(f"Unknown value(s): {', '.join(unknown[:5])}.")
+        return list(dict.fromkeys(values))
+
+    return validate
+
+
+def number(low: float | None = None, high: float | None = None) -> Callable[[Any], float]:
+    def validate(value: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) > 1e15:
+            raise AudienceError("Expected a finite number.")
+        if (low is not None and value < low) or (high is not None and value > high):
+            raise AudienceError(f"Expected a number between {low:g} and {high:g}.")
+        return float(value)
+
+    return validate
+
+
+def flag(value: Any) -> bool:
+    if value is not True:
+        raise AudienceError("Expected true.")
+    return True
