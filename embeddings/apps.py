@@ -12,3 +12,9 @@ class EmbeddingsConfig(AppConfig):
         from .views import customer_panel_context
 
         register_customer_panel(order=40, template="embeddings/customer_panel.html", build=customer_panel_context)
+        from rfm_portal.privacy.registry import register_customer_store
+
+        from . import privacy
+
+        register_customer_store(name="embeddings-index", erase=privacy.erase_from_index,
+                                export=privacy.export_from_index, contains=privacy.index_contains)

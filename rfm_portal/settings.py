@@ -373,3 +373,6 @@ STREAM = {
     "SHARP_RISE": float(os.environ.get("STREAM_SHARP_RISE", 0.15)),  # probability points that make an alert
     "EMBEDDED_RATE": float(os.environ.get("STREAM_EMBEDDED_RATE", 1.0)),  # events/s simulated by `make run`
 }
+# --- Audit log and privacy (issue 16): one global audit log; erasure and export of a customer ----------------
+INSTALLED_APPS = [*INSTALLED_APPS, "rfm_portal.audit", "rfm_portal.privacy"]
+MIDDLEWARE = [*MIDDLEWARE, "rfm_portal.audit.middleware.AuditContextMiddleware"]  # after auth: knows the user

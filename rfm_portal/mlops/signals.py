@@ -1,0 +1,6 @@
+"""Signals of the model registry, for listeners such as the audit log."""
+
+from django.dispatch import Signal
+
+# Sent inside the activation's transaction: model_version (now active), rollback (bool).
+model_activated = Signal()
