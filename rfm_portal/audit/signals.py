@@ -14,7 +14,7 @@ from django.dispatch import receiver
 from rfm_portal.accounts.models import APIKey
 from rfm_portal.customers.models import ImportJob
 from rfm_portal.mlops.models import ModelVersion
-from rfm_portal.mlops.signals import model_activated
+from rfm_portal.mlops.signals import model_activated, model_training_failed
 
 from .middleware import client_ip
 from .services import record_safely
@@ -128,6 +128,7 @@ def _import_saved(sender, instance, created, raw=False, **kwargs) -> None:
 
 
 # --- Model versions: training, promotion, rollback ---------------------------------------------------------
+# "failed" is set with a queryset update: the model_training_failed signal reports it.
 TRAINING_STATES = {ModelVersion.Status.READY: "model.ready", ModelVersion.Status.FAILED: "model.failed"}
 
 
@@ -142,6 +143,12 @@ def _model_version_saved(sender, instance, created, raw=False, **kwargs) -> None
     changed, old = _changed(instance, "status")
     if changed and instance.status in TRAINING_STATES and old == ModelVersion.Status.TRAINING:
         record_safely(instance.trained_by, TRAINING_STATES[instance.status], instance, facts)
+
+
+@receiver(model_training_failed, dispatch_uid="audit.model_failed")
+def _model_failed(sender, model_version, **kwargs) -> None:
+    record_safely(model_version.trained_by, "model.failed", model_version,
+                  {"kind": model_version.kind, "version": model_version.version, "status": model_version.status})
 
 
 @receiver(model_activated, dispatch_uid="audit.model_activated")

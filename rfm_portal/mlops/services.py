@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from .models import Job, ModelVersion
 from .progress import current_job
-from .signals import model_activated
+from .signals import model_activated, model_training_failed
 
 Status = ModelVersion.Status
 ARTIFACT_FILENAME = "model.joblib"
@@ -98,6 +98,7 @@ def fail_model_version(mv: ModelVersion, error: str) -> ModelVersion:
     """Record a failed training. Only this row changes, so the active version keeps serving."""
     ModelVersion.objects.filter(pk=mv.pk).update(status=Status.FAILED, error=error[:10_000])
     mv.refresh_from_db(fields=["status", "error"])
+    model_training_failed.send(sender=ModelVersion, model_version=mv)
     return mv
 
 
