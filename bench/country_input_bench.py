@@ -26,10 +26,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sklearn.metrics import roc_auc_score  # noqa: E402
+
 from churn.pipeline import ChurnConfig, make_challenger, make_logistic, make_training_set  # noqa: E402
 from rfm_portal.customers.features import FEATURE_COLUMNS, build_features  # noqa: E402
 from rfm_portal.customers.generator import generate  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
 from uplift.pipeline import UpliftConfig, train_uplift  # noqa: E402
 
 
