@@ -99,5 +99,19 @@ def customer_by_reference(reference: str) -> Customer:
     return Customer.objects.get(external_id=reference)
 
 
+STORE_NAMES = {"embeddings-index": "Lookalike index (every stored version)"}
+
+
 def footprint_summary(counts: dict[str, int]) -> list[dict[str, Any]]:
-    return [{"where": label, "rows": n} for label, n in sorted(counts.items())]
+    """Plain names for the erase page: the model's verbose name (and its app), or the store's name."""
+    from django.apps import apps
+
+    rows = []
+    for label, n in sorted(counts.items()):
+        try:
+            model = apps.get_model(label)
+        except (LookupError, ValueError):
+            rows.append({"where": STORE_NAMES.get(label, label), "label": label, "rows": n})
+            continue
+        rows.append({"where": str(model._meta.verbose_name_plural).capitalize(), "label": label, "rows": n})
+    return rows
