@@ -62,7 +62,7 @@ def bundle_without(bundle: EmbeddingBundle, customer_pk: int) -> EmbeddingBundle
     )
 
 
-def erase_from_index(customer_pk: int) -> StoreErasure:
+def erase_from_index(customer_pk: int, external_id: str = "") -> StoreErasure:
     result = StoreErasure(removed=0, details={"versions": []})
     for mv in _stored_versions():
         bundle = _load(mv)
@@ -81,7 +81,7 @@ def erase_from_index(customer_pk: int) -> StoreErasure:
     return result
 
 
-def export_from_index(customer_pk: int) -> dict[str, Any] | None:
+def export_from_index(customer_pk: int, external_id: str = "") -> dict[str, Any] | None:
     held = {}
     for mv in _stored_versions():
         bundle = _load(mv)
@@ -98,7 +98,7 @@ def export_from_index(customer_pk: int) -> dict[str, Any] | None:
     return held or None
 
 
-def index_contains(customer_pk: int) -> bool:
+def index_contains(customer_pk: int, external_id: str = "") -> bool:
     return any(
         bundle is not None and customer_pk in set(np.asarray(bundle.customer_ids).tolist())
         for bundle in (_load(mv) for mv in _stored_versions())

@@ -5,9 +5,10 @@ the ORM cannot see registers a hook in its AppConfig.ready():
 
     register_customer_store(name="embeddings-index", erase=erase_from_index, export=export_from_index)
 
-``erase(customer_pk)`` runs inside the erasure's transaction and returns a ``StoreErasure``: how many
-entries it removed and what to do once the transaction commits (e.g. delete the superseded file) or
-fails (e.g. delete the file it wrote). ``export(customer_pk)`` returns JSON-able data or None.
+``erase(customer_pk, external_id)`` runs inside the erasure's transaction and returns a ``StoreErasure``: how
+many entries it removes and what to do once the transaction commits (e.g. delete the superseded file, delete
+entries from Redis) or fails (e.g. delete the file it wrote). ``export(customer_pk, external_id)`` returns
+JSON-able data or None; ``contains(customer_pk, external_id)`` says whether anything of the customer is left.
 """
 
 from __future__ import annotations
@@ -28,17 +29,17 @@ class StoreErasure:
 @dataclass(frozen=True)
 class CustomerStore:
     name: str
-    erase: Callable[[int], StoreErasure]
-    export: Callable[[int], Any]
-    contains: Callable[[int], bool]
+    erase: Callable[[int, str], StoreErasure]
+    export: Callable[[int, str], Any]
+    contains: Callable[[int, str], bool]
 
 
 _STORES: dict[str, CustomerStore] = {}
 
 
-def register_customer_store(*, name: str, erase: Callable[[int], StoreErasure], export: Callable[[int], Any],
-                            contains: Callable[[int], bool]) -> None:
-    """``contains(customer_pk)``: whether the store still holds anything of the customer (tests, checks)."""
+def register_customer_store(*, name: str, erase: Callable[[int, str], StoreErasure],
+                            export: Callable[[int, str], Any], contains: Callable[[int, str], bool]) -> None:
+    """Register (or replace) a store; see the module docstring for the three functions."""
     _STORES[name] = CustomerStore(name, erase, export, contains)  # ready() may run twice: last one wins
 
 

@@ -63,7 +63,7 @@ def customer_export(customer: Customer) -> dict[str, Any]:
             held.setdefault(table.label, []).extend(rows)
     stores = {}
     for store in customer_stores():
-        data = store.export(customer.pk)
+        data = store.export(customer.pk, customer.external_id)
         if data is not None:
             stores[store.name] = data
     return {
@@ -87,6 +87,6 @@ def customer_footprint(customer: Customer) -> dict[str, int]:
         if n:
             counts[table.label] = counts.get(table.label, 0) + n
     for store in customer_stores():
-        if store.contains(customer.pk):
+        if store.contains(customer.pk, customer.external_id):
             counts[store.name] = 1
     return counts

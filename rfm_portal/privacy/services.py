@@ -46,7 +46,7 @@ def _run_all(actions: list, what: str) -> None:
 
 def erase_customer(*, customer: Customer, actor=None) -> ErasureResult:
     """Erase one customer everywhere (see the module docstring). ``actor``: the admin, for the audit log."""
-    pk = customer.pk
+    pk, external_id = customer.pk, customer.external_id
     store_results: dict[str, StoreErasure] = {}
     try:
         with transaction.atomic():
@@ -70,7 +70,7 @@ def erase_customer(*, customer: Customer, actor=None) -> ErasureResult:
                 audience.size = max(audience.size - n, 0)
                 audience.save(update_fields=["size", "updated_at"])
             for store in customer_stores():
-                store_results[store.name] = store.erase(pk)
+                store_results[store.name] = store.erase(pk, external_id)
             record(actor, "customer.erased", ("customers.customer", pk), {
                 "rows_deleted": deleted,
                 "stores": {name: {"removed": r.removed, **r.details} for name, r in store_results.items()},
@@ -99,7 +99,8 @@ def customer_by_reference(reference: str) -> Customer:
     return Customer.objects.get(external_id=reference)
 
 
-STORE_NAMES = {"embeddings-index": "Lookalike index (every stored version)"}
+STORE_NAMES = {"embeddings-index": "Lookalike index (every stored version)",
+               "stream-dead-letters": "Failed live events kept for inspection"}
 
 
 def footprint_summary(counts: dict[str, int]) -> list[dict[str, Any]]:

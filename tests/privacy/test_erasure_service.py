@@ -58,7 +58,7 @@ def test_erasure_leaves_nothing_in_any_table_or_index(indexed, admin, django_cap
         result = services.erase_customer(customer=target, actor=admin)
 
     assert result.rows_deleted["customers.transaction"] == 2
-    assert result.stores == {"embeddings-index": 2}
+    assert result.stores["embeddings-index"] == 2
     assert not Customer.objects.filter(pk=pk).exists()
     for table in customer_tables():
         value = SECRET_ID if table.by_external_id else pk
@@ -76,7 +76,7 @@ def test_erasure_leaves_nothing_in_any_table_or_index(indexed, admin, django_cap
         assert SECRET_ID not in [str(e) for e in bundle.external_ids]
         assert bundle.index.ntotal == len(others) == len(bundle.vectors)
         assert bundle.map_rows.max() < len(bundle.vectors)
-    assert not store_registry._STORES["embeddings-index"].contains(pk)
+    assert not store_registry._STORES["embeddings-index"].contains(pk, SECRET_ID)
 
     # The active index never returns the customer: not when reloaded, not from a copy loaded before.
     active = registry.load_active("embeddings")
@@ -104,11 +104,11 @@ def test_a_failing_store_erases_nothing(indexed, admin):
     artifact_dir = registry.artifact_root() / "embeddings"
     files_before = sorted(p.name for p in artifact_dir.rglob("*.joblib"))
 
-    def boom(customer_pk: int):
+    def boom(customer_pk: int, external_id: str):
         raise RuntimeError("store unavailable")
 
-    store_registry.register_customer_store(name="zz-failing", erase=boom, export=lambda pk: None,
-                                           contains=lambda pk: False)
+    store_registry.register_customer_store(name="zz-failing", erase=boom, export=lambda pk, eid: None,
+                                           contains=lambda pk, eid: False)
     try:
         with pytest.raises(RuntimeError, match="store unavailable"):
             services.erase_customer(customer=target, actor=admin)
@@ -119,7 +119,7 @@ def test_a_failing_store_erases_nothing(indexed, admin):
     assert Transaction.objects.filter(customer=target).count() == 2
     assert dict(ModelVersion.objects.filter(kind="embeddings").values_list("pk", "artifact_path")) == before_paths
     assert sorted(p.name for p in artifact_dir.rglob("*.joblib")) == files_before  # the rewritten files removed
-    assert store_registry._STORES["embeddings-index"].contains(target.pk)
+    assert store_registry._STORES["embeddings-index"].contains(target.pk, SECRET_ID)
     assert not AuditEntry.objects.filter(action="customer.erased").exists()
 
 
