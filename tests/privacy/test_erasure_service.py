@@ -89,7 +89,7 @@ def test_erasure_leaves_nothing_in_any_table_or_index(indexed, admin, django_cap
     stale = embedding_services.find_lookalikes(stale_bundle, options, customer_pks=[int(others[0].pk)])
     assert pk not in [r["customer_pk"] for r in stale.results] and len(stale.results) == len(others)
 
-    entry = AuditEntry.objects.get(action="customer.erased")
+    entry = AuditEntry.objects.get(action="customer.erased", target_id=str(pk))
     assert entry.actor == admin and entry.target_type == "customers.customer" and entry.target_id == str(pk)
     text = json.dumps(entry.details)
     assert SECRET_ID not in text and "Iceland" not in text and "example.com" not in text
@@ -120,7 +120,7 @@ def test_a_failing_store_erases_nothing(indexed, admin):
     assert dict(ModelVersion.objects.filter(kind="embeddings").values_list("pk", "artifact_path")) == before_paths
     assert sorted(p.name for p in artifact_dir.rglob("*.joblib")) == files_before  # the rewritten files removed
     assert store_registry._STORES["embeddings-index"].contains(target.pk, SECRET_ID)
-    assert not AuditEntry.objects.filter(action="customer.erased").exists()
+    assert not AuditEntry.objects.filter(action="customer.erased", target_id=str(target.pk)).exists()
 
 
 def test_fixed_audience_sizes_follow_the_erasure(people, admin):

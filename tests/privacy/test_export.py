@@ -29,7 +29,7 @@ def test_export_holds_every_table_and_the_index_entry(indexed, admin):
     assert len(versions[f"v{indexed['active'].version}"]["vector"]) == 8
     # Nobody else's data is in it.
     assert "KEEP-0" not in json.dumps(data)
-    entry = AuditEntry.objects.get(action="customer.exported")
+    entry = AuditEntry.objects.get(action="customer.exported", target_id=str(target.pk))
     assert entry.target_id == str(target.pk) and SECRET_ID not in json.dumps(entry.details)
 
 
