@@ -18,3 +18,9 @@ class EmbeddingsConfig(AppConfig):
         from .model_card import card_sections
 
         register_model_card("embeddings", card_sections)
+        from rfm_portal.privacy.registry import register_customer_store
+
+        from . import privacy
+
+        register_customer_store(name="embeddings-index", erase=privacy.erase_from_index,
+                                export=privacy.export_from_index, contains=privacy.index_contains)

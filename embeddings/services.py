@@ -279,7 +279,9 @@ def find_lookalikes(bundle: EmbeddingBundle, options: LookalikeOptions, *, exter
     facts = selectors.customer_facts(pks)
     results = []
     for row, sim, pk in zip(rows, sims, pks, strict=True):
-        f = facts.get(pk, {})
+        if pk not in facts:
+            continue  # erased after this process loaded the index (see embeddings/privacy.py)
+        f = facts[pk]
         results.append({
             "customer_id": str(bundle.external_ids[row]), "customer_pk": pk, "similarity": float(sim),
             "shared_categories": pipeline.shared_categories(seed_mix, bundle.category_mix[row], bundle.categories),

@@ -27,6 +27,8 @@ urlpatterns = [
     path("", include("embeddings.urls")),
     path("", include("streaming.urls")),
     path("", include("campaigns.urls")),
+    path("", include("rfm_portal.audit.urls")),
+    path("", include("rfm_portal.privacy.urls")),
     path("", include("rfm_portal.dashboard.urls")),
 ]
 

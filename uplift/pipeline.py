@@ -392,6 +392,21 @@ REASONS = {
 }
 
 
+COUNTRY_PREFIX = "country="  # one-hot country inputs, only when settings.MODELS_USE_COUNTRY is on (off by default)
+
+
+def with_country_columns(X: pd.DataFrame, countries: list[str]) -> pd.DataFrame:
+    """``X`` plus a 0/1 column ``country=<name>`` per country (all 0 when X has no ``country``)."""
+    known = X["country"].fillna("").astype(str) if "country" in X.columns else pd.Series("", index=X.index)
+    return X.assign(**{f"{COUNTRY_PREFIX}{c}": (known == c).to_numpy(dtype=np.float64) for c in countries})
+
+
+def common_countries(countries: pd.Series, min_share: float = 0.01) -> list[str]:
+    """Countries of at least ``min_share`` of the customers (rarer ones share the all-zero baseline)."""
+    share = countries.fillna("").astype(str).value_counts(normalize=True)
+    return sorted(c for c, s in share.items() if c and s >= min_share)
+
+
 @dataclass
 class UpliftModel:
     """What is stored and served: effect estimators + control-arm baseline + the group rule."""
@@ -408,6 +423,9 @@ class UpliftModel:
     holdout: pd.DataFrame | None = None  # held-out outcomes + scores, to redraw profit curves for new inputs
 
     def _X(self, X: pd.DataFrame) -> np.ndarray:
+        countries = [f[len(COUNTRY_PREFIX):] for f in self.features if f.startswith(COUNTRY_PREFIX)]
+        if countries and any(f"{COUNTRY_PREFIX}{c}" not in X.columns for c in countries):
+            X = with_country_columns(X, countries)
         missing = [f for f in self.features if f not in X.columns]
         if missing:
             raise UpliftError(f"features missing: {', '.join(missing)}")

@@ -282,15 +282,23 @@ def train_uplift_model(
     from uplift.pipeline import campaign_checks
 
     campaign_checks(frame, list(FEATURE_COLUMNS), cfg)  # refuse before anything is registered
+    features = list(FEATURE_COLUMNS)
+    use_country = bool(getattr(settings, "MODELS_USE_COUNTRY", False))
+    if use_country:  # off by default: measured to add nothing (bench/country_input_bench.py)
+        from uplift.pipeline import common_countries, with_country_columns
+
+        countries = common_countries(frame["country"]) if "country" in frame.columns else []
+        frame = with_country_columns(frame, countries)
+        features += [f"country={c}" for c in countries]
     churn_score, churn_rule = _churn_risk_rule()
     cutoff = default_cutoff()
     params = {"campaign": name, **{k: v for k, v in asdict(cfg).items() if k != "learners"},
-              "learners": list(cfg.learners)}
+              "learners": list(cfg.learners), "use_country": use_country}
     mv = start_model_version(KIND, {**params, "role": "champion"}, user=user, data_cutoff=cutoff.to_pydatetime())
     started = [mv]
     cmv = None
     try:
-        result = train_uplift(frame, cfg, churn_risk=churn_score, profit=profit,
+        result = train_uplift(frame, cfg, churn_risk=churn_score, profit=profit, features=features,
                               progress=lambda p, m: progress.report(10 + p * 6 // 10, m))
         champion = result.models[result.champion]
         holdout = _holdout_frame(result, frame, churn_score)

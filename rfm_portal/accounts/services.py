@@ -82,8 +82,12 @@ def api_key_create(*, name: str, expires_in_days: int | None = None, created_by:
 
 def api_key_revoke(*, api_key: APIKey) -> APIKey:
     # Conditional update: revoking twice keeps the first revocation time.
-    APIKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+    revoked = APIKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
+    if revoked:
+        from rfm_portal.audit.signals import api_key_revoked
+
+        api_key_revoked(api_key)
     forget_api_key(api_key.hashed_key)  # this process stops accepting it now; others within API_KEY_CACHE_SECONDS
     return api_key
 

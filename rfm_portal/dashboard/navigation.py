@@ -55,4 +55,6 @@ CAPABILITIES: tuple[Capability, ...] = (
     Capability("models", "Models", "mlops:models", "Every trained model version; promotion and rollback."),
     Capability("users", "Users", "accounts:users", "Portal users and their roles.", admin_only=True),
     Capability("api-keys", "API keys", "accounts:api-keys", "Keys for CRM integrations.", admin_only=True),
+    Capability("audit", "Audit log", "audit:log", "Sign-ins, changes, training, approvals, erasures.", admin_only=True),
+    Capability("limitations", "Limitations", "privacy:limitations", "What the models can and cannot tell you."),
 )

@@ -267,9 +267,14 @@ def heartbeat_is_fresh(job: Job, now=None) -> bool:
 
 def _fail_training_version(job: Job, reason: str) -> None:
     if job.model_version_id:
-        ModelVersion.objects.filter(pk=job.model_version_id, status=ModelVersion.Status.TRAINING).update(
+        failed = ModelVersion.objects.filter(pk=job.model_version_id, status=ModelVersion.Status.TRAINING).update(
             status=ModelVersion.Status.FAILED, error=reason
         )
+        if failed:
+            from .signals import model_training_failed
+
+            failed_version = ModelVersion.objects.get(pk=job.model_version_id)
+            model_training_failed.send(sender=ModelVersion, model_version=failed_version)
 
 
 def fail_dead_job(job: Job, reason: str) -> Job:

@@ -28,6 +28,7 @@ from django.utils import timezone
 from .model_cards import refresh_model_card
 from .models import Job, ModelVersion
 from .progress import current_job
+from .signals import model_activated, model_training_failed
 
 Status = ModelVersion.Status
 ARTIFACT_FILENAME = "model.joblib"
@@ -99,6 +100,7 @@ def fail_model_version(mv: ModelVersion, error: str) -> ModelVersion:
     """Record a failed training. Only this row changes, so the active version keeps serving."""
     ModelVersion.objects.filter(pk=mv.pk).update(status=Status.FAILED, error=error[:10_000])
     mv.refresh_from_db(fields=["status", "error"])
+    model_training_failed.send(sender=ModelVersion, model_version=mv)
     return mv
 
 
@@ -150,6 +152,7 @@ def _activate(target: ModelVersion, demote_to: str = Status.RETIRED, promoted_by
     for previous in demoted:  # their cards say they no longer serve
         previous.status = demote_to
         refresh_model_card(previous)
+    model_activated.send(sender=ModelVersion, model_version=target, rollback=demote_to == Status.READY)
     # this process serves the new version at once (and again once the transaction commits)
     forget_active_check(target.kind)
     transaction.on_commit(lambda: forget_active_check(target.kind))
@@ -176,13 +179,13 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def write_artifact(kind: str, version: int, obj: Any) -> tuple[str, str]:
-    """Serialise obj to <ARTIFACT_ROOT>/<kind>/v<version>/model.joblib; returns (relative path, sha256).
+def write_artifact(kind: str, version: int, obj: Any, filename: str = ARTIFACT_FILENAME) -> tuple[str, str]:
+    """Serialise obj to <ARTIFACT_ROOT>/<kind>/v<version>/<filename>; returns (relative path, sha256).
 
     Written to a temporary file in the same directory and renamed into place, so a
     reader never sees a half-written artifact.
     """
-    relative = Path(kind) / f"v{version}" / ARTIFACT_FILENAME
+    relative = Path(kind) / f"v{version}" / filename
     target = artifact_root() / relative
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=".tmp-", suffix=".joblib")
@@ -215,6 +218,7 @@ class ActiveModel:
     pk: int
     version: int
     obj: Any
+    sha256: str = ""  # a rewritten artifact (e.g. a customer erased from it) is reloaded too
 
 
 _cache: dict[str, ActiveModel] = {}
@@ -243,13 +247,13 @@ def load_active_entry(kind: str) -> ActiveModel:
     if active is None:
         raise NoActiveModel(f"no active {kind} model")
     pk, version, path, sha256 = active
-    if cached is not None and cached.pk == pk:
+    if cached is not None and cached.pk == pk and cached.sha256 == sha256:
         _checked_at[kind] = checked
         return cached
     with _cache_lock:
         cached = _cache.get(kind)
-        if cached is None or cached.pk != pk:
-            cached = ActiveModel(pk=pk, version=version, obj=load_artifact(path, sha256))
+        if cached is None or cached.pk != pk or cached.sha256 != sha256:
+            cached = ActiveModel(pk=pk, version=version, obj=load_artifact(path, sha256), sha256=sha256)
             _cache[kind] = cached
         _checked_at[kind] = checked
         return cached

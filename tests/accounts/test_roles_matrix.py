@@ -29,6 +29,9 @@ ADMIN_ONLY = {"mlops:model-promote", "mlops:model-rollback", "mlops:job-start"}
 # Campaigns: analysts draft, plan and submit; admins approve, reject, export, close and manage templates.
 ADMIN_ONLY |= {"campaigns:approve", "campaigns:reject", "campaigns:export", "campaigns:close",
                "campaigns:template-new", "campaigns:template-edit", "campaigns:template-delete"}
+# Audit log (whole namespace) and customer erasure/export: admins only.
+ADMIN_ONLY_NAMESPACES |= {"audit"}
+ADMIN_ONLY |= {"privacy:customer-erase", "privacy:customer-export"}
 # Starting a training run is an admin action in every capability app.
 ADMIN_ONLY_URL_NAMES = {"train", "retrain"}
 # The scoring endpoints CRM systems call sit at the root (POST /predict_churn, …), not under /api/.
@@ -51,6 +54,8 @@ SAMPLE_KWARGS: dict[str, Callable[[dict], dict]] = {
     "mlops:job-start": lambda objs: {"name": "recompute_customer_first_seen"},
     "mlops:api-job": lambda objs: {"pk": objs["job"].pk},
     "segmentation:api-customer-rfm": lambda objs: {"external_id": objs["customer"].external_id},
+    "privacy:customer-erase": lambda objs: {"external_id": objs["customer"].external_id},
+    "privacy:customer-export": lambda objs: {"external_id": objs["customer"].external_id},
 }
 
 
