@@ -34,7 +34,7 @@ from cltv.summary import summary_from_transactions
 from rfm_portal.customers import importing as im
 from rfm_portal.customers import services as customer_services
 from rfm_portal.customers.features import build_features
-from rfm_portal.customers.models import Customer, Transaction
+from rfm_portal.customers.models import Customer, Product, Transaction
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.services import NoActiveModel, load_active
 
@@ -113,14 +113,60 @@ def _write_transactions(events: list[Event], locked: dict[str, tuple] | None = N
     return customer_ids
 
 
-def _per_event_features(events: list[Event], pks: list[int]) -> pd.DataFrame:
+def _history(pks: list[int]) -> pd.DataFrame:
+    """The customers' transactions as ``churn.services.load_transactions`` gives them (one read per batch).
+
+    On PostgreSQL times come as epoch microseconds and money as float, so no Python datetime or
+    Decimal is built per row.
+    """
+    if connection.vendor != "postgresql":
+        return churn_services.load_transactions(pks)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT t.customer_id, t.invoice, (extract(epoch FROM t.invoiced_at) * 1000000)::int8, t.amount::float8,
+                   t.quantity, t.is_return, coalesce(p.category, '')
+            FROM {Transaction._meta.db_table} t LEFT JOIN {Product._meta.db_table} p ON p.id = t.product_id
+            WHERE t.customer_id = ANY(%s::bigint[])
+            """,
+            [list({int(pk) for pk in pks})],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return churn_services.load_transactions([])
+    cust, inv, at_us, amount, qty, ret, cat = zip(*rows, strict=True)
+    return pd.DataFrame({
+        "customer_id": np.asarray(cust, dtype=np.int64),
+        "invoice": pd.Categorical(inv),
+        "invoiced_at": pd.to_datetime(np.asarray(at_us, dtype=np.int64), unit="us", utc=True),
+        "amount": np.asarray(amount, dtype=np.float64),
+        "quantity": np.asarray(qty, dtype=np.int64),
+        "is_return": np.asarray(ret, dtype=bool),
+        "category": pd.Categorical(cat),
+    })
+
+
+def _days_from(tx: pd.DataFrame) -> pd.DataFrame:
+    """``cltv.services.transaction_days`` computed from the history already read: per customer, UTC day, sign."""
+    if tx.empty:
+        return pd.DataFrame({"customer_id": pd.Series([], dtype="int64"),
+                             "invoiced_at": pd.Series([], dtype="datetime64[ns]"),
+                             "amount": pd.Series([], dtype=float)})
+    day = tx["invoiced_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    frame = pd.DataFrame({"customer_id": tx["customer_id"].to_numpy(), "invoiced_at": day.to_numpy(),
+                          "negative": tx["amount"].to_numpy() < 0, "amount": tx["amount"].to_numpy()})
+    days = frame.groupby(["customer_id", "invoiced_at", "negative"], sort=False, observed=True)["amount"].sum()
+    return days.reset_index()[["customer_id", "invoiced_at", "amount"]]
+
+
+def _per_event_features(events: list[Event], pks: list[int], tx: pd.DataFrame | None = None) -> pd.DataFrame:
     """Churn features of each event's customer as of just after the event, indexed by event position.
 
     One ``build_features`` call for the whole batch: features only depend on times relative to the
     cut-off, so each event's customer history (rows before its own cut-off) is shifted so that all
     cut-offs coincide, and keyed by the event's position.
     """
-    tx = churn_services.load_transactions(pks)
+    tx = churn_services.load_transactions(pks) if tx is None else tx
     customers = churn_services.load_customers(pks)
     cutoffs = pd.to_datetime([ev.occurred_at for ev in events], utc=True) + AFTER_EVENT
     common = cutoffs.max()
@@ -137,12 +183,13 @@ def _per_event_features(events: list[Event], pks: list[int]) -> pd.DataFrame:
                                 "category"]], common, cust[["customer_id", "country", "first_seen"]])
 
 
-def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int]) -> pd.DataFrame:
+def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int], days: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
     """P(alive) and expected CLV of each event's customer as of the event's day (closed forms).
 
     The CLTV summary counts whole days, so histories are shifted by whole days to a common end day.
     """
-    days = cltv_services.transaction_days(customer_ids=pks)
+    days = cltv_services.transaction_days(customer_ids=pks) if days is None else days
     if days.empty:
         return pd.DataFrame(columns=["p_alive", "clv"])
     end_days = pd.to_datetime([ev.occurred_at.date() for ev in events])
@@ -251,13 +298,14 @@ def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, 
         return []  # nothing to score with yet: the events and rows are stored, no risk change
     cltv_bundle, cltv_mv = _active(cltv_services.KIND)
     pks = [customer_ids[ev.customer_id] for ev in events]
-    X = _per_event_features(events, pks)
+    history = _history(pks)
+    X = _per_event_features(events, pks, history)
     if X.empty:
         return []
     keys = X.index.to_numpy(dtype=np.int64)
     proba = churn_bundle.predict_proba(X)
     bands = churn_bundle.bands.assign(proba)
-    cltv = _per_event_cltv(cltv_bundle, events, pks) if cltv_bundle is not None else pd.DataFrame()
+    cltv = _per_event_cltv(cltv_bundle, events, pks, _days_from(history)) if cltv_bundle is not None else pd.DataFrame()
     previous = _previous_risk(set(pks), churn_mv, cltv_mv)
     external = {pk: ext for ext, pk in customer_ids.items()}
     changes, alerts, latest = [], [], {}
