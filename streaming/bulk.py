@@ -9,9 +9,11 @@ customer's earliest first_seen wins and a non-empty country replaces.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
+import psycopg
 from django.db import connection
 
 from rfm_portal.customers.models import Customer, Product, Transaction
@@ -23,22 +25,34 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+@contextmanager
+def cursor() -> Iterator[psycopg.Cursor]:
+    """A server-side-binding psycopg cursor on Django's connection (inside its transaction).
+
+    Arrays go as binary parameters instead of being quoted into the SQL text, and nothing is logged
+    per query; database errors still surface as Django's (the consumer retries lost connections).
+    """
+    connection.ensure_connection()
+    with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
+        yield cur
+
+
 def lock_customers(external_ids: Sequence[str]) -> dict[str, tuple[int, Any, str]]:
     """Lock the existing customers (sorted, so concurrent batches never deadlock): pk, first_seen, country."""
-    with connection.cursor() as cursor:
-        cursor.execute(
+    with cursor() as cur:
+        cur.execute(
             f"SELECT external_id, id, first_seen, country FROM {_table(Customer)} "
             "WHERE external_id = ANY(%s::text[]) ORDER BY external_id FOR UPDATE",
             [list(external_ids)],
         )
-        return {ext: (pk, first_seen, country) for ext, pk, first_seen, country in cursor.fetchall()}
+        return {ext: (pk, first_seen, country) for ext, pk, first_seen, country in cur.fetchall()}
 
 
 def insert_events(rows: list[tuple], token: str) -> dict[str, int]:
     """Record event ids; returns {event_id: pk} of the ones that were new (a known id is a no-op)."""
     columns = list(zip(*rows, strict=True)) if rows else [[]] * 7
-    with connection.cursor() as cursor:
-        cursor.execute(
+    with cursor() as cur:
+        cur.execute(
             f"""
             INSERT INTO {_table(StreamEvent)} (event_id, kind, customer_external_id, occurred_at, amount,
                                               stream_entry_id, consumer, processed_at, batch_token)
@@ -50,7 +64,7 @@ def insert_events(rows: list[tuple], token: str) -> dict[str, int]:
             """,
             [token, *[list(c) for c in columns]],
         )
-        return dict(cursor.fetchall())
+        return dict(cur.fetchall())
 
 
 def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str, tuple[int, Any, str]]
@@ -65,9 +79,9 @@ def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str,
             merged = (first if cur_first is None else min(cur_first, first), country or cur_country)
             if merged != (cur_first, cur_country):
                 changed.append((pk, *merged))
-    with connection.cursor() as cursor:
+    with cursor() as cur:
         if new:
-            cursor.execute(
+            cur.execute(
                 f"""
                 INSERT INTO {_table(Customer)} (external_id, country, first_seen, attributes, created_at)
                 SELECT e, c, f, '{{}}'::jsonb, now() FROM unnest(%s::text[], %s::text[], %s::timestamptz[])
@@ -77,9 +91,9 @@ def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str,
                 """,
                 [[r[0] for r in new], [r[1] for r in new], [r[2] for r in new]],
             )
-            pks.update(cursor.fetchall())
+            pks.update(cur.fetchall())
         if changed:
-            cursor.execute(
+            cur.execute(
                 f"""
                 UPDATE {_table(Customer)} c SET first_seen = t.f, country = t.n
                 FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS t(i, f, n) WHERE c.id = t.i
@@ -97,8 +111,8 @@ def upsert_products(summary_rows: list[tuple[str, str, str]]) -> dict[str, int]:
     if not summary_rows:
         return {}
     skus, descriptions, categories = (list(c) for c in zip(*summary_rows, strict=True))
-    with connection.cursor() as cursor:
-        cursor.execute(
+    with cursor() as cur:
+        cur.execute(
             f"""
             INSERT INTO {_table(Product)} (sku, description, category)
             SELECT s, d, c FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(s, d, c) ORDER BY s
@@ -111,14 +125,14 @@ def upsert_products(summary_rows: list[tuple[str, str, str]]) -> dict[str, int]:
             """,
             [skus, descriptions, categories],
         )
-        cursor.execute(f"SELECT sku, id FROM {_table(Product)} WHERE sku = ANY(%s::text[])", [skus])
-        return dict(cursor.fetchall())
+        cur.execute(f"SELECT sku, id FROM {_table(Product)} WHERE sku = ANY(%s::text[])", [skus])
+        return dict(cur.fetchall())
 
 
 def insert_transactions(columns: dict[str, list]) -> None:
     """Transaction rows (money in 1e-4 units, as the importer's); a row already stored (same row hash) is a no-op."""
-    with connection.cursor() as cursor:
-        cursor.execute(
+    with cursor() as cur:
+        cur.execute(
             f"""
             INSERT INTO {_table(Transaction)} (invoice, customer_id, product_id, invoiced_at, quantity, unit_price,
                                                amount, is_return, row_hash)
@@ -137,8 +151,8 @@ def insert_risk_changes(changes: list[RiskChange]) -> None:
               "old_band", "new_band", "old_p_alive", "new_p_alive", "clv", "is_alert", "reason"]
     types = ["bigint", "bigint", "bigint", "timestamptz", "float8", "float8", "text", "text", "float8", "float8",
              "float8", "bool", "text"]
-    with connection.cursor() as cursor:
-        cursor.execute(
+    with cursor() as cur:
+        cur.execute(
             f"""
             INSERT INTO {_table(RiskChange)} ({", ".join(fields)}, created_at)
             SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in types)})
@@ -151,8 +165,8 @@ def upsert_live(rows: list[LiveRisk]) -> None:
     fields = ["customer_id", "churn_version_id", "probability", "band", "p_alive", "clv", "as_of"]
     types = ["bigint", "bigint", "float8", "text", "float8", "float8", "timestamptz"]
     updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in fields[1:])
-    with connection.cursor() as cursor:
-        cursor.execute(
+    with cursor() as cur:
+        cur.execute(
             f"""
             INSERT INTO {_table(LiveRisk)} ({", ".join(fields)}, updated_at)
             SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in types)})

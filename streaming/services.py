@@ -121,7 +121,7 @@ def _history(pks: list[int]) -> pd.DataFrame:
     """
     if connection.vendor != "postgresql":
         return churn_services.load_transactions(pks)
-    with connection.cursor() as cursor:
+    with bulk.cursor() as cursor:
         cursor.execute(
             f"""
             SELECT t.customer_id, t.invoice, (extract(epoch FROM t.invoiced_at) * 1000000)::int8, t.amount::float8,
