@@ -174,3 +174,27 @@ def upsert_live(rows: list[LiveRisk]) -> None:
             """,
             [[getattr(r, f) for r in rows] for f in fields],
         )
+
+
+def previous_risk_rows(pks: Sequence[int], churn_mv: int | None, cltv_mv: int | None) -> list[tuple]:
+    """One query for each customer's stored scores (active versions) and live risk.
+
+    Rows: pk, churn probability, churn band, CLTV P(alive), and the live risk's churn version,
+    probability, band, P(alive), CLV, as_of (NULLs where there is none).
+    """
+    from churn.models import ChurnScore
+    from cltv.models import CLTVScore
+
+    with cursor() as cur:
+        cur.execute(
+            f"""
+            SELECT c.id, cs.probability, cs.risk_band, cl.p_alive,
+                   lr.id, lr.churn_version_id, lr.probability, lr.band, lr.p_alive, lr.clv, lr.as_of
+            FROM unnest(%s::bigint[]) AS c(id)
+            LEFT JOIN {_table(ChurnScore)} cs ON cs.customer_id = c.id AND cs.model_version_id = %s::bigint
+            LEFT JOIN {_table(CLTVScore)} cl ON cl.customer_id = c.id AND cl.model_version_id = %s::bigint
+            LEFT JOIN {_table(LiveRisk)} lr ON lr.customer_id = c.id
+            """,
+            [list(pks), churn_mv, cltv_mv],
+        )
+        return cur.fetchall()

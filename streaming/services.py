@@ -209,6 +209,22 @@ def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int], days: pd.D
 def _previous_risk(pks: set[int], churn_mv: int | None, cltv_mv: int | None) -> dict[int, dict[str, Any]]:
     """Each customer's latest known risk: the live one, else the active churn/CLTV versions' stored scores."""
     known: dict[int, dict[str, Any]] = {}
+    if connection.vendor == "postgresql":
+        for pk, p, band, alive, live_id, live_mv, live_p, live_band, live_alive, live_clv, as_of in (
+                bulk.previous_risk_rows(sorted(pks), churn_mv, cltv_mv)):
+            if p is not None:
+                known[pk] = {"probability": p, "band": band, "p_alive": alive if cltv_mv is not None else None}
+            if live_id is None:
+                continue
+            live = LiveRisk(id=live_id, customer_id=pk, churn_version_id=live_mv, probability=live_p, band=live_band,
+                            p_alive=live_alive, clv=live_clv, as_of=as_of)
+            if live_mv == churn_mv:
+                known[pk] = {"probability": live_p, "band": live_band, "p_alive": live_alive, "live": live}
+            elif pk in known:
+                known[pk]["live"] = live
+            else:
+                known[pk] = {"live": live}
+        return known
     if churn_mv is not None:
         for pk, p, band in ChurnScore.objects.filter(model_version_id=churn_mv, customer_id__in=pks).values_list(
                 "customer_id", "probability", "risk_band"):
