@@ -125,8 +125,12 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    if not backlog:
-        time.sleep(3)  # consumers loading models
+    if not backlog:  # consumers join the group once their models are loaded (a slow start is not latency)
+        joined = time.monotonic() + 120
+        while len(stream.redis.xinfo_consumers(keys["STREAM_KEY"], "bench")) < n_consumers:
+            if time.monotonic() > joined:
+                raise RuntimeError("consumers did not start")
+            time.sleep(0.2)
     load_before = os.getloadavg()[0]
     cpu_before = [cpu_seconds(p.pid) for p in procs]
     server_before = cpu_seconds(server_pid) if server_pid else 0.0
