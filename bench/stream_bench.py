@@ -65,8 +65,14 @@ def wait_port(port: int, timeout: float = 60) -> None:
     raise RuntimeError(f"port {port} did not open")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (from /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def run_once(n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int,
-             backlog: int = 0) -> dict:
+             backlog: int = 0, server_pid: int | None = None) -> dict:
     import websocket
     from django.db.models import Max, Min
 
@@ -80,7 +86,8 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     keys = {"STREAM_KEY": f"bench:{tag}:events", "STREAM_DEAD_LETTER_KEY": f"bench:{tag}:dead",
             "STREAM_GROUP": "bench", "STREAM_SHARP_RISE": "-1", "STREAM_FEED_MAX_ITEMS": "1000000",
             "STREAM_BATCH": str(batch)}
-    env = {**os.environ, **keys}
+    # consumers run as in production: DEBUG off (no per-query logging), so they need a key
+    env = {**os.environ, **keys, "DEBUG": "0", "SECRET_KEY": os.environ.get("SECRET_KEY") or uuid.uuid4().hex * 2}
     stream = RedisStream(os.environ["REDIS_URL"], keys["STREAM_KEY"], "bench", keys["STREAM_DEAD_LETTER_KEY"])
     stream.ensure_group()
     base_customers = set(Customer.objects.values_list("pk", flat=True))
@@ -118,8 +125,15 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
 
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
-    if not backlog:
-        time.sleep(3)  # consumers loading models
+    if not backlog:  # consumers join the group once their models are loaded (a slow start is not latency)
+        joined = time.monotonic() + 120
+        while len(stream.redis.xinfo_consumers(keys["STREAM_KEY"], "bench")) < n_consumers:
+            if time.monotonic() > joined:
+                raise RuntimeError("consumers did not start")
+            time.sleep(0.2)
+    load_before = os.getloadavg()[0]
+    cpu_before = [cpu_seconds(p.pid) for p in procs]
+    server_before = cpu_seconds(server_pid) if server_pid else 0.0
     sent, start = backlog, time.monotonic()
     first_ms = None
     while not backlog and (elapsed := time.monotonic() - start) < duration:
@@ -140,6 +154,9 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     time.sleep(0.5)
     received.set()
     ws.close()
+    consumer_cpu = sum(cpu_seconds(p.pid) for p in procs) - sum(cpu_before)
+    server_cpu = cpu_seconds(server_pid) - server_before if server_pid else float("nan")
+    load_after = os.getloadavg()[0]
     for p in procs:
         p.send_signal(signal.SIGTERM)
     for p in procs:
@@ -164,6 +181,9 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
         "ws_p99_ms": float(np.percentile(lat, 99)) if len(lat) else None,
         "commit_p50_ms": float(np.percentile(commit_lat, 50)) if len(commit_lat) else None,
         "commit_p99_ms": float(np.percentile(commit_lat, 99)) if len(commit_lat) else None,
+        "consumer_cpu_ms_per_event": 1000 * consumer_cpu / applied if applied else None,
+        "daphne_cpu_ms_per_event": 1000 * server_cpu / applied if applied else None,
+        "load_avg_1m": [round(load_before, 1), round(load_after, 1)],
     }
     # clean up what the run wrote, so runs stay comparable
     RiskChange.objects.all().delete()
@@ -213,11 +233,12 @@ def main() -> None:
         wait_port(port)
         for n in args.consumers:
             if args.backlog:
-                r = run_once(n, 0, 0, port, session.session_key, args.batch, backlog=args.backlog)
+                r = run_once(n, 0, 0, port, session.session_key, args.batch, backlog=args.backlog,
+                             server_pid=server.pid)
                 results.append(r)
                 print(json.dumps(r), flush=True)
             for rate in args.rates:
-                r = run_once(n, rate, args.duration, port, session.session_key, args.batch)
+                r = run_once(n, rate, args.duration, port, session.session_key, args.batch, server_pid=server.pid)
                 results.append(r)
                 print(json.dumps(r), flush=True)
     finally:
@@ -225,14 +246,16 @@ def main() -> None:
         server.wait(30)
         session.delete()
     print("\n| consumers | target events/s | sustained events/s | kept up | XADD→websocket p50 / p99 | "
-          "XADD→commit p50 / p99 |")
-    print("|---|---|---|---|---|---|")
+          "XADD→commit p50 / p99 | consumer CPU / event | load avg (1 min) |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in results:
         ws = f"{r['ws_p50_ms']:.0f} / {r['ws_p99_ms']:.0f} ms" if r["ws_p50_ms"] is not None else "–"
         cm = f"{r['commit_p50_ms']:.0f} / {r['commit_p99_ms']:.0f} ms" if r["commit_p50_ms"] is not None else "–"
         target = f"backlog of {r['backlog']:,}" if r["backlog"] else f"{r['target_rate']:.0f}"
         print(f"| {r['consumers']} | {target} | {r['sustained_eps']:.0f} | "
-              f"{'yes' if r['kept_up'] else 'no (+' + str(r['drain_after_s']) + ' s)'} | {ws} | {cm} |")
+              f"{'yes' if r['kept_up'] else 'no (+' + str(r['drain_after_s']) + ' s)'} | {ws} | {cm} | "
+              f"{r['consumer_cpu_ms_per_event'] or float('nan'):.2f} ms | "
+              f"{r['load_avg_1m'][0]:.1f} → {r['load_avg_1m'][1]:.1f} |")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections, connection
 
+from rfm_portal.mlops.services import NoActiveModel, load_active
+
 from .backends import Entry, MemoryStream, RedisStream, get_stream
 from .events import Event, EventError, decode
 from .feed import FeedPublisher
@@ -58,6 +60,7 @@ class StreamConsumer:
     def run(self, stop: threading.Event | None = None, max_events: int | None = None) -> ConsumerCounts:
         stop = stop or threading.Event()
         self.stream.ensure_group()
+        self.warm_up()
         self.finish_own_pending()
         last_claim = last_trim = time.monotonic()
         while not stop.is_set():
@@ -89,6 +92,15 @@ class StreamConsumer:
         if threading.current_thread() is not threading.main_thread():
             connection.close()  # a thread's connection would outlive it (and block dropping a test database)
         return self.counts
+
+    @staticmethod
+    def warm_up() -> None:
+        """Load the active models before joining the group, so the first batch is not seconds late."""
+        for kind in ("churn", "cltv"):
+            try:
+                load_active(kind)
+            except NoActiveModel:
+                pass  # nothing to score with yet: events are stored without a risk change
 
     def _pause_and_recover(self, stop: threading.Event) -> None:
         connection.close()

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from churn import services as churn_services
@@ -34,10 +34,11 @@ from cltv.summary import summary_from_transactions
 from rfm_portal.customers import importing as im
 from rfm_portal.customers import services as customer_services
 from rfm_portal.customers.features import build_features
-from rfm_portal.customers.models import Customer, Transaction
+from rfm_portal.customers.models import Customer, Product, Transaction
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.services import NoActiveModel, load_active
 
+from . import bulk
 from .events import Event
 from .models import LiveRisk, RiskChange, StreamEvent
 
@@ -69,12 +70,35 @@ def _lines_frame(events: list[Event]) -> pd.DataFrame:
     return frame
 
 
-def _write_transactions(events: list[Event]) -> dict[str, int]:
-    """Customers, products and transaction rows of the events; returns customer pk by external id."""
+def _write_transactions(events: list[Event], locked: dict[str, tuple] | None = None) -> dict[str, int]:
+    """Customers, products and transaction rows of the events; returns customer pk by external id.
+
+    ``locked``: the batch's existing customers as locked by ``bulk.lock_customers`` (PostgreSQL path).
+    """
     result = im.validate_transactions(_lines_frame(events))
     if result.errors:  # events were validated already: this would be a bug, never half-write
         raise ValueError(f"event lines rejected by the importer: {result.errors[:3]}")
     valid = result.valid
+    if locked is not None:
+        summary = im.customer_summary(valid)
+        customer_ids = bulk.upsert_customers(
+            list(zip(summary["external_id"], summary["country"],
+                     customer_services._datetimes(summary["first_seen"]), strict=True)), locked)
+        products = im.product_summary(valid)
+        product_ids = bulk.upsert_products(list(zip(products["sku"], products["description"], products["category"],
+                                                    strict=True)))
+        bulk.insert_transactions({
+            "invoice": valid["invoice"].tolist(),
+            "customer_id": [customer_ids[c] for c in valid["customer_id"]],
+            "product_id": [product_ids.get(s) if s else None for s in valid["sku"]],
+            "invoiced_at": customer_services._datetimes(valid["invoiced_at"]),
+            "quantity": valid["quantity"].astype(int).tolist(),
+            "unit_price_e4": valid["unit_price_e4"].astype(np.int64).tolist(),
+            "amount_e4": valid["amount_e4"].astype(np.int64).tolist(),
+            "is_return": valid["is_return"].astype(bool).tolist(),
+            "row_hash": valid["row_hash"].tolist(),
+        })
+        return customer_ids
     customer_ids = customer_services._upsert_customers_orm(im.customer_summary(valid))
     product_ids = customer_services._upsert_products_orm(im.product_summary(valid))
     Transaction.objects.bulk_create([
@@ -89,14 +113,60 @@ def _write_transactions(events: list[Event]) -> dict[str, int]:
     return customer_ids
 
 
-def _per_event_features(events: list[Event], pks: list[int]) -> pd.DataFrame:
+def _history(pks: list[int]) -> pd.DataFrame:
+    """The customers' transactions as ``churn.services.load_transactions`` gives them (one read per batch).
+
+    On PostgreSQL times come as epoch microseconds and money as float, so no Python datetime or
+    Decimal is built per row.
+    """
+    if connection.vendor != "postgresql":
+        return churn_services.load_transactions(pks)
+    with bulk.cursor() as cursor:
+        cursor.execute(
+            f"""
+            SELECT t.customer_id, t.invoice, (extract(epoch FROM t.invoiced_at) * 1000000)::int8, t.amount::float8,
+                   t.quantity, t.is_return, coalesce(p.category, '')
+            FROM {Transaction._meta.db_table} t LEFT JOIN {Product._meta.db_table} p ON p.id = t.product_id
+            WHERE t.customer_id = ANY(%s::bigint[])
+            """,
+            [list({int(pk) for pk in pks})],
+        )
+        rows = cursor.fetchall()
+    if not rows:
+        return churn_services.load_transactions([])
+    cust, inv, at_us, amount, qty, ret, cat = zip(*rows, strict=True)
+    return pd.DataFrame({
+        "customer_id": np.asarray(cust, dtype=np.int64),
+        "invoice": pd.Categorical(inv),
+        "invoiced_at": pd.to_datetime(np.asarray(at_us, dtype=np.int64), unit="us", utc=True),
+        "amount": np.asarray(amount, dtype=np.float64),
+        "quantity": np.asarray(qty, dtype=np.int64),
+        "is_return": np.asarray(ret, dtype=bool),
+        "category": pd.Categorical(cat),
+    })
+
+
+def _days_from(tx: pd.DataFrame) -> pd.DataFrame:
+    """``cltv.services.transaction_days`` computed from the history already read: per customer, UTC day, sign."""
+    if tx.empty:
+        return pd.DataFrame({"customer_id": pd.Series([], dtype="int64"),
+                             "invoiced_at": pd.Series([], dtype="datetime64[ns]"),
+                             "amount": pd.Series([], dtype=float)})
+    day = tx["invoiced_at"].dt.tz_convert("UTC").dt.tz_localize(None).dt.normalize()
+    frame = pd.DataFrame({"customer_id": tx["customer_id"].to_numpy(), "invoiced_at": day.to_numpy(),
+                          "negative": tx["amount"].to_numpy() < 0, "amount": tx["amount"].to_numpy()})
+    days = frame.groupby(["customer_id", "invoiced_at", "negative"], sort=False, observed=True)["amount"].sum()
+    return days.reset_index()[["customer_id", "invoiced_at", "amount"]]
+
+
+def _per_event_features(events: list[Event], pks: list[int], tx: pd.DataFrame | None = None) -> pd.DataFrame:
     """Churn features of each event's customer as of just after the event, indexed by event position.
 
     One ``build_features`` call for the whole batch: features only depend on times relative to the
     cut-off, so each event's customer history (rows before its own cut-off) is shifted so that all
     cut-offs coincide, and keyed by the event's position.
     """
-    tx = churn_services.load_transactions(pks)
+    tx = churn_services.load_transactions(pks) if tx is None else tx
     customers = churn_services.load_customers(pks)
     cutoffs = pd.to_datetime([ev.occurred_at for ev in events], utc=True) + AFTER_EVENT
     common = cutoffs.max()
@@ -113,12 +183,13 @@ def _per_event_features(events: list[Event], pks: list[int]) -> pd.DataFrame:
                                 "category"]], common, cust[["customer_id", "country", "first_seen"]])
 
 
-def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int]) -> pd.DataFrame:
+def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int], days: pd.DataFrame | None = None
+                    ) -> pd.DataFrame:
     """P(alive) and expected CLV of each event's customer as of the event's day (closed forms).
 
     The CLTV summary counts whole days, so histories are shifted by whole days to a common end day.
     """
-    days = cltv_services.transaction_days(customer_ids=pks)
+    days = cltv_services.transaction_days(customer_ids=pks) if days is None else days
     if days.empty:
         return pd.DataFrame(columns=["p_alive", "clv"])
     end_days = pd.to_datetime([ev.occurred_at.date() for ev in events])
@@ -138,6 +209,22 @@ def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int]) -> pd.Data
 def _previous_risk(pks: set[int], churn_mv: int | None, cltv_mv: int | None) -> dict[int, dict[str, Any]]:
     """Each customer's latest known risk: the live one, else the active churn/CLTV versions' stored scores."""
     known: dict[int, dict[str, Any]] = {}
+    if connection.vendor == "postgresql":
+        for pk, p, band, alive, live_id, live_mv, live_p, live_band, live_alive, live_clv, as_of in (
+                bulk.previous_risk_rows(sorted(pks), churn_mv, cltv_mv)):
+            if p is not None:
+                known[pk] = {"probability": p, "band": band, "p_alive": alive if cltv_mv is not None else None}
+            if live_id is None:
+                continue
+            live = LiveRisk(id=live_id, customer_id=pk, churn_version_id=live_mv, probability=live_p, band=live_band,
+                            p_alive=live_alive, clv=live_clv, as_of=as_of)
+            if live_mv == churn_mv:
+                known[pk] = {"probability": live_p, "band": live_band, "p_alive": live_alive, "live": live}
+            elif pk in known:
+                known[pk]["live"] = live
+            else:
+                known[pk] = {"live": live}
+        return known
     if churn_mv is not None:
         for pk, p, band in ChurnScore.objects.filter(model_version_id=churn_mv, customer_id__in=pks).values_list(
                 "customer_id", "probability", "risk_band"):
@@ -188,45 +275,54 @@ def apply_events(events: list[Event], *, entry_ids: list[str] | None = None, con
     for ev, eid in zip(events, entry_ids, strict=True):
         by_id.setdefault(ev.event_id, (ev, eid))  # a batch repeating an id applies it once
     token = uuid.uuid4().hex
+    fast = connection.vendor == "postgresql"
     with transaction.atomic():
         # Lock the batch's existing customers (sorted: concurrent consumers never deadlock on them), so
         # two consumers never read the same "old" risk for one customer at once.
         externals = sorted({ev.customer_id for ev, _ in by_id.values()})
-        list(Customer.objects.select_for_update().filter(external_id__in=externals).order_by("external_id")
-             .values_list("pk", flat=True))
-        StreamEvent.objects.bulk_create([
-            StreamEvent(event_id=ev.event_id, kind=ev.kind, customer_external_id=ev.customer_id,
-                        occurred_at=ev.occurred_at, amount=ev.amount, stream_entry_id=eid, consumer=consumer[:128],
-                        batch_token=token)
-            for ev, eid in by_id.values()
-        ], ignore_conflicts=True)
-        new_ids = set(StreamEvent.objects.filter(batch_token=token).values_list("event_id", flat=True))
-        result.duplicates = [i for i in by_id if i not in new_ids]
-        fresh = sorted((by_id[i] for i in new_ids), key=lambda pair: (pair[0].occurred_at, pair[0].event_id))
+        if fast:
+            locked = bulk.lock_customers(externals)
+            event_pks = bulk.insert_events([
+                (ev.event_id, ev.kind, ev.customer_id, ev.occurred_at, ev.amount, eid, consumer[:128])
+                for ev, eid in by_id.values()], token)
+        else:
+            locked = None
+            list(Customer.objects.select_for_update().filter(external_id__in=externals).order_by("external_id")
+                 .values_list("pk", flat=True))
+            StreamEvent.objects.bulk_create([
+                StreamEvent(event_id=ev.event_id, kind=ev.kind, customer_external_id=ev.customer_id,
+                            occurred_at=ev.occurred_at, amount=ev.amount, stream_entry_id=eid,
+                            consumer=consumer[:128], batch_token=token)
+                for ev, eid in by_id.values()
+            ], ignore_conflicts=True)
+            event_pks = dict(StreamEvent.objects.filter(batch_token=token).values_list("event_id", "pk"))
+        result.duplicates = [i for i in by_id if i not in event_pks]
+        fresh = sorted((by_id[i] for i in event_pks), key=lambda pair: (pair[0].occurred_at, pair[0].event_id))
         result.applied = [ev.event_id for ev, _ in fresh]
         if not fresh:
             return result
         events_ = [ev for ev, _ in fresh]
-        customer_ids = _write_transactions(events_)
-        result.alerts = _rescore(events_, [eid for _, eid in fresh], customer_ids)
+        customer_ids = _write_transactions(events_, locked)
+        result.alerts = _rescore(events_, [eid for _, eid in fresh], customer_ids, event_pks, fast)
     return result
 
 
-def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, int]) -> list[dict[str, Any]]:
+def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, int], event_pks: dict[str, int],
+             fast: bool) -> list[dict[str, Any]]:
     churn_bundle, churn_mv = _active(churn_services.KIND)
     if churn_bundle is None:
         return []  # nothing to score with yet: the events and rows are stored, no risk change
     cltv_bundle, cltv_mv = _active(cltv_services.KIND)
     pks = [customer_ids[ev.customer_id] for ev in events]
-    X = _per_event_features(events, pks)
+    history = _history(pks)
+    X = _per_event_features(events, pks, history)
     if X.empty:
         return []
     keys = X.index.to_numpy(dtype=np.int64)
     proba = churn_bundle.predict_proba(X)
     bands = churn_bundle.bands.assign(proba)
-    cltv = _per_event_cltv(cltv_bundle, events, pks) if cltv_bundle is not None else pd.DataFrame()
+    cltv = _per_event_cltv(cltv_bundle, events, pks, _days_from(history)) if cltv_bundle is not None else pd.DataFrame()
     previous = _previous_risk(set(pks), churn_mv, cltv_mv)
-    db_ids = dict(StreamEvent.objects.filter(event_id__in=[ev.event_id for ev in events]).values_list("event_id", "pk"))
     external = {pk: ext for ext, pk in customer_ids.items()}
     changes, alerts, latest = [], [], {}
     for key, p, band in zip(keys, proba, bands, strict=True):  # in event time order (keys follow `events`)
@@ -236,7 +332,7 @@ def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, 
         p_alive = float(cltv.at[key, "p_alive"]) if key in cltv.index else None
         clv = float(cltv.at[key, "clv"]) if key in cltv.index else None
         reason = classify(old_p, old_band, float(p), str(band))
-        changes.append(RiskChange(event_id=db_ids[ev.event_id], customer_id=pk, churn_version_id=churn_mv,
+        changes.append(RiskChange(event_id=event_pks[ev.event_id], customer_id=pk, churn_version_id=churn_mv,
                                   occurred_at=ev.occurred_at, old_probability=old_p, new_probability=float(p),
                                   old_band=old_band, new_band=str(band), old_p_alive=old_alive, new_p_alive=p_alive,
                                   clv=clv, is_alert=bool(reason), reason=reason))
@@ -250,12 +346,16 @@ def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, 
                 "old_band": old_band, "new_band": str(band), "old_p_alive": old_alive, "new_p_alive": p_alive,
                 "clv": clv, "reason": reason,
             })
-    RiskChange.objects.bulk_create(changes)
-    _store_live(latest, previous, churn_mv)
+    if fast:
+        bulk.insert_risk_changes(changes)
+    else:
+        RiskChange.objects.bulk_create(changes)
+    _store_live(latest, previous, churn_mv, fast)
     return alerts
 
 
-def _store_live(latest: dict[int, tuple], previous: dict[int, dict[str, Any]], churn_mv: int | None) -> None:
+def _store_live(latest: dict[int, tuple], previous: dict[int, dict[str, Any]], churn_mv: int | None,
+                fast: bool = False) -> None:
     """Upsert each customer's live risk (one INSERT … ON CONFLICT), unless a later event already set it."""
     rows = []
     for pk, (ev, p, band, p_alive, clv) in latest.items():
@@ -263,6 +363,9 @@ def _store_live(latest: dict[int, tuple], previous: dict[int, dict[str, Any]], c
         if live is None or ev.occurred_at >= live.as_of or live.churn_version_id != churn_mv:
             rows.append(LiveRisk(customer_id=pk, churn_version_id=churn_mv, probability=p, band=band, p_alive=p_alive,
                                  clv=clv, as_of=ev.occurred_at, updated_at=timezone.now()))
+    if fast:
+        bulk.upsert_live(rows)
+        return
     LiveRisk.objects.bulk_create(rows, update_conflicts=True, unique_fields=["customer"],
                                  update_fields=["churn_version", "probability", "band", "p_alive", "clv", "as_of",
                                                 "updated_at"])

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from churn.models import ChurnScore
@@ -107,3 +108,21 @@ def test_per_event_features_equal_building_them_one_event_at_a_time(live_db):
         np.testing.assert_allclose(batch.loc[k, list(alone.columns.drop("country"))].to_numpy(dtype=float),
                                    alone.iloc[0][list(alone.columns.drop("country"))].to_numpy(dtype=float),
                                    rtol=1e-9, atol=1e-6)
+
+
+def test_one_history_read_gives_the_same_features_and_days_as_the_loaders(live_db):
+    """The batch's single history read matches churn's load_transactions and CLTV's transaction_days."""
+    from churn.services import load_transactions
+    from cltv.services import transaction_days
+
+    pks = list(Customer.objects.order_by("pk").values_list("pk", flat=True)[:40])
+    mine, theirs = services._history(pks), load_transactions(pks)
+    key = ["customer_id", "invoiced_at", "invoice", "amount"]
+    mine = mine.assign(invoice=mine["invoice"].astype(str), category=mine["category"].astype(str))
+    theirs = theirs.assign(invoice=theirs["invoice"].astype(str), category=theirs["category"].astype(str))
+    pd.testing.assert_frame_equal(mine.sort_values(key).reset_index(drop=True),
+                                  theirs.sort_values(key).reset_index(drop=True), check_like=True)
+    days, expected = services._days_from(mine), transaction_days(customer_ids=pks)
+    key = ["customer_id", "invoiced_at", "amount"]
+    pd.testing.assert_frame_equal(days.sort_values(key).reset_index(drop=True),
+                                  expected.sort_values(key).reset_index(drop=True), check_dtype=False)
