@@ -60,4 +60,8 @@ class Command(BaseCommand):
                 stream.add([encode(ev) for ev in sim.events(due)])
                 sent += due
             time.sleep(tick)
+        rest = int(rate * duration) - sent  # the last sleep may overshoot the end: what was due is still sent
+        if rest > 0:
+            stream.add([encode(ev) for ev in sim.events(rest)])
+            sent += rest
         self.stdout.write(f"Sent {sent:,} events in {time.monotonic() - start:.1f} s.")
