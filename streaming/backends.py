@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
+import redis
 from django.conf import settings
 
 Entry = tuple[str, dict[str, str]]  # (entry id "ms-seq", fields)
@@ -51,8 +52,6 @@ class RedisStream:
     """A Redis Stream with one consumer group (keys and group from settings.STREAM)."""
 
     def __init__(self, url: str, key: str, group: str, dead_key: str) -> None:
-        import redis
-
         self.redis = redis.Redis.from_url(url, decode_responses=True)
         self.key, self.group, self.dead_key = key, group, dead_key
         self.rate_key = f"{key}:rate"
@@ -67,8 +66,6 @@ class RedisStream:
 
     # -- consuming
     def ensure_group(self) -> None:
-        import redis
-
         try:
             self.redis.xgroup_create(self.key, self.group, id="0", mkstream=True)
         except redis.ResponseError as error:
@@ -137,7 +134,7 @@ class RedisStream:
         """
         try:
             groups = self.redis.xinfo_groups(self.key)
-        except Exception:
+        except redis.ResponseError:  # the stream does not exist yet: nothing to trim
             return 0
         floor: tuple[int, int] | None = None
         for group in groups:
@@ -172,7 +169,7 @@ class RedisStream:
                 if group["name"] == self.group:
                     pending, consumers = int(group["pending"]), int(group["consumers"])
                     lag = int(group.get("lag") or 0) if group.get("lag") is not None else 0
-        except Exception:
+        except redis.ResponseError:  # the stream (and so its group) does not exist yet: no lag, nothing pending
             pass
         rate = sum(int(c or 0) for c in counts) / RATE_WINDOW_S
         return StreamStats(int(length), lag, pending, int(dead), consumers, rate)
