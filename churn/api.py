@@ -18,16 +18,12 @@ from churn.counterfactual import actions_from_features
 from churn.explain import explain_rows
 from churn.pipeline import ChurnModelBundle
 from rfm_portal.core.api import (
-    BoundedDateTimeField,
     StrictBooleanField,
-    StrictCharField,
     StrictIntegerField,
-    StrictSerializer,
     error_responses,
 )
 from rfm_portal.core.schema import RequiredBodySchema
-from rfm_portal.customers.feature_schema import MAX_ID, scoring_request_schema
-from rfm_portal.customers.features import FeatureError, features_from_payload
+from rfm_portal.customers.feature_schema import CustomersOrFeaturesSerializer, scoring_request_schema
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
 
@@ -39,49 +35,14 @@ NO_MODEL = ("No churn model is active yet, so nothing can be scored. An admin ca
             "(or run `manage.py train_churn`).")
 
 
-class PredictChurnInputSerializer(StrictSerializer):
-    customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
-    customer_ids = serializers.ListField(
-        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False,
-        help_text=f"Up to {MAX_BATCH:,} external ids; features are built from their transactions before as_of.",
-    )
-    features = serializers.JSONField(
-        required=False,
-        help_text=f"One feature record (object) or up to {MAX_BATCH:,} (list), each with every model feature "
-        "(recency_days, frequency, monetary, …); customer_id and country optional.",
-    )
-    as_of = BoundedDateTimeField(
-        required=False,
-        help_text="Feature cut-off for customer ids (default: the day after the last imported transaction). "
-        "Transactions before it count.",
-    )
+class PredictChurnInputSerializer(CustomersOrFeaturesSerializer):
     explain = StrictBooleanField(
         default=False, help_text=f"Add SHAP contributions and a counterfactual (batches up to {MAX_EXPLAIN:,})."
     )
     top_k = StrictIntegerField(default=5, min_value=1, max_value=20, help_text="Contributions per customer.")
 
-    def validate_customer_ids(self, value: list[str]) -> list[str]:
-        if len(value) > MAX_BATCH:
-            raise serializers.ValidationError(f"At most {MAX_BATCH:,} customer ids per request, got {len(value):,}.")
-        return list(dict.fromkeys(value))
-
-    def validate_features(self, value: Any) -> pd.DataFrame:
-        if isinstance(value, list) and len(value) > MAX_BATCH:
-            raise serializers.ValidationError(f"At most {MAX_BATCH:,} feature records per request, got {len(value):,}.")
-        if not isinstance(value, (dict, list)):
-            raise serializers.ValidationError("Must be an object (one record) or a list of objects.")
-        try:
-            return features_from_payload(value)
-        except FeatureError as error:
-            raise serializers.ValidationError(str(error)) from None
-
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = [k for k in ("customer_id", "customer_ids", "features") if k in attrs]
-        if len(given) != 1:
-            raise serializers.ValidationError("Give exactly one of customer_id, customer_ids or features.")
-        if "features" in attrs and "as_of" in attrs:
-            raise serializers.ValidationError({"as_of": ["Only with customer ids: a feature payload is already as of "
-                                                         "its own date."]})
+        attrs = super().validate(attrs)
         size = len(attrs["customer_ids"]) if "customer_ids" in attrs else (
             len(attrs["features"]) if "features" in attrs else 1)
         if attrs["explain"] and size > MAX_EXPLAIN:

@@ -14,16 +14,12 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from rfm_portal.core.api import (
-    BoundedDateTimeField,
-    StrictCharField,
     StrictFloatField,
-    StrictSerializer,
     check_finite_output,
     error_responses,
 )
 from rfm_portal.core.schema import RequiredBodySchema
-from rfm_portal.customers.feature_schema import MAX_ID, scoring_request_schema
-from rfm_portal.customers.features import FeatureError, features_from_payload
+from rfm_portal.customers.feature_schema import CustomersOrFeaturesSerializer, scoring_request_schema
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
 from uplift import services
@@ -37,50 +33,13 @@ NO_MODEL = ("No uplift model is active yet, so nothing can be scored. An admin c
             "(or run `manage.py train_uplift`).")
 
 
-class UpliftScoreInputSerializer(StrictSerializer):
-    customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
-    customer_ids = serializers.ListField(
-        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False,
-        help_text=f"Up to {MAX_BATCH:,} external ids; features are built from their transactions before as_of.",
-    )
-    features = serializers.JSONField(
-        required=False,
-        help_text=f"One feature record (object) or up to {MAX_BATCH:,} (list), each with every model feature "
-        "(recency_days, frequency, monetary, …); customer_id and country optional.",
-    )
-    as_of = BoundedDateTimeField(
-        required=False,
-        help_text="Feature cut-off for customer ids (default: the day after the last imported transaction).",
-    )
+class UpliftScoreInputSerializer(CustomersOrFeaturesSerializer):
     contact_cost = StrictFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
                                     help_text="Cost of one contact (default from settings).")
     incentive_cost = StrictFloatField(required=False, min_value=0.0, max_value=MAX_MONEY,
                                       help_text="Cost of the incentive, paid when the customer buys.")
     margin = StrictFloatField(required=False, min_value=0.0, max_value=1.0,
                               help_text="Share of revenue kept as profit (0–1).")
-
-    def validate_customer_ids(self, value: list[str]) -> list[str]:
-        if len(value) > MAX_BATCH:
-            raise serializers.ValidationError(f"At most {MAX_BATCH:,} customer ids per request, got {len(value):,}.")
-        return list(dict.fromkeys(value))
-
-    def validate_features(self, value: Any) -> pd.DataFrame:
-        if not isinstance(value, (dict, list)):
-            raise serializers.ValidationError("Must be an object (one record) or a list of objects.")
-        if isinstance(value, list) and len(value) > MAX_BATCH:
-            raise serializers.ValidationError(f"At most {MAX_BATCH:,} feature records per request, got {len(value):,}.")
-        try:
-            return features_from_payload(value)  # bounded per feature (payload_bounds), finite, JSON numbers
-        except FeatureError as error:
-            raise serializers.ValidationError(str(error)) from None
-
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        given = [k for k in ("customer_id", "customer_ids", "features") if k in attrs]
-        if len(given) != 1:
-            raise serializers.ValidationError("Give exactly one of customer_id, customer_ids or features.")
-        if "as_of" in attrs and "features" in attrs:
-            raise serializers.ValidationError({"as_of": ["Only applies to customer ids, not to a feature payload."]})
-        return attrs
 
 
 class UpliftModelVersionRefSerializer(serializers.Serializer):

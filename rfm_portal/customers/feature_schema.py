@@ -6,8 +6,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from rfm_portal.core.api import DATETIME_SCHEMA, text_schema
-from rfm_portal.customers.features import FEATURE_COLUMNS, FEATURE_DOCS, payload_bounds
+import pandas as pd
+from rest_framework import serializers
+
+from rfm_portal.core.api import (
+    DATETIME_SCHEMA,
+    BoundedDateTimeField,
+    StrictCharField,
+    StrictSerializer,
+    text_schema,
+)
+from rfm_portal.customers.features import (
+    FEATURE_COLUMNS,
+    FEATURE_DOCS,
+    FeatureError,
+    features_from_payload,
+    payload_bounds,
+)
 
 MAX_ID = 64  # Customer.external_id
 
@@ -48,3 +63,52 @@ def scoring_request_schema(options: dict[str, Any], max_batch: int) -> dict[str,
               {"type": "array", "items": ident, "minItems": 1, "maxItems": max_batch}, True),
         shape("ByFeatures", "features", features, False),
     ]}
+
+
+class CustomersOrFeaturesSerializer(StrictSerializer):
+    """The input both scoring endpoints share: exactly one of customer_id, customer_ids (features built from
+    their transactions before as_of) or features (one record or a list, checked by features_from_payload)."""
+
+    max_batch = 10_000
+
+    customer_id = StrictCharField(required=False, max_length=MAX_ID, help_text="One customer's external id.")
+    customer_ids = serializers.ListField(
+        child=StrictCharField(max_length=MAX_ID), required=False, allow_empty=False,
+        help_text="Up to 10,000 external ids; features are built from their transactions before as_of.",
+    )
+    features = serializers.JSONField(
+        required=False,
+        help_text="One feature record (object) or up to 10,000 (list), each with every model feature "
+        "(recency_days, frequency, monetary, …); customer_id and country optional.",
+    )
+    as_of = BoundedDateTimeField(
+        required=False,
+        help_text="Feature cut-off for customer ids (default: the day after the last imported transaction). "
+        "Transactions before it count.",
+    )
+
+    def validate_customer_ids(self, value: list[str]) -> list[str]:
+        if len(value) > self.max_batch:
+            raise serializers.ValidationError(
+                f"At most {self.max_batch:,} customer ids per request, got {len(value):,}.")
+        return list(dict.fromkeys(value))
+
+    def validate_features(self, value: Any) -> pd.DataFrame:
+        if not isinstance(value, (dict, list)):
+            raise serializers.ValidationError("Must be an object (one record) or a list of objects.")
+        if isinstance(value, list) and len(value) > self.max_batch:
+            raise serializers.ValidationError(
+                f"At most {self.max_batch:,} feature records per request, got {len(value):,}.")
+        try:
+            return features_from_payload(value)  # bounded per feature (payload_bounds), finite, JSON numbers
+        except FeatureError as error:
+            raise serializers.ValidationError(str(error)) from None
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        given = [k for k in ("customer_id", "customer_ids", "features") if k in attrs]
+        if len(given) != 1:
+            raise serializers.ValidationError("Give exactly one of customer_id, customer_ids or features.")
+        if "as_of" in attrs and "features" in attrs:
+            raise serializers.ValidationError(
+                {"as_of": ["Only applies to customer ids: a feature payload is already as of its own date."]})
+        return attrs
