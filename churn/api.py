@@ -24,8 +24,9 @@ from rfm_portal.core.api import (
 )
 from rfm_portal.core.schema import RequiredBodySchema
 from rfm_portal.customers.feature_schema import CustomersOrFeaturesSerializer, scoring_request_schema
+from rfm_portal.customers.features import FeatureError, features_from_payload
 from rfm_portal.customers.models import Customer
-from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, load_active
+from rfm_portal.mlops.services import ArtifactIntegrityError, NoActiveModel, cached_active_entry, load_active
 
 logger = logging.getLogger(__name__)
 
@@ -159,6 +160,49 @@ def predict(bundle: ChurnModelBundle, X: pd.DataFrame, explain: bool, top_k: int
     return results
 
 
+def response_body(bundle: ChurnModelBundle, results: list[dict[str, Any]], as_of: Any,
+                  unscored: list[dict[str, str]]) -> dict[str, Any]:
+    registry = bundle.metrics.get("registry", {})
+    return {
+        "model_version": {"kind": registry.get("kind", services.KIND), "version": registry.get("version", 0),
+                          "id": registry.get("id", 0), "model_kind": bundle.kind},
+        "horizon_days": bundle.horizon_days, "threshold": bundle.threshold, "as_of": as_of,
+        "count": len(results), "results": results, "unscored": unscored,
+    }
+
+
+FAST_PATH_KEYS = frozenset({"features", "explain", "top_k"})
+
+
+def fast_path_body(data: Any) -> dict[str, Any] | None:
+    """The 200 body PredictChurnApi answers for a feature payload without explain, computed without DRF, or
+    None when the request is anything else (ids, explain=true, invalid input, no fresh cached model): the
+    serving fast path (rfm_portal.serving.fastpath) then hands it to the view, which answers it.
+
+    The same checks as PredictChurnInputSerializer for this shape (no other keys; explain exactly false;
+    top_k a whole number in bounds; features an object or a list, validated by features_from_payload), the
+    same model and the same body as the view."""
+    if type(data) is not dict or "features" not in data or not data.keys() <= FAST_PATH_KEYS:
+        return None
+    if data.get("explain", False) is not False:
+        return None
+    top_k = data.get("top_k", 5)
+    if type(top_k) is not int or not 1 <= top_k <= 20:
+        return None
+    features = data["features"]
+    if type(features) is not dict and (type(features) is not list
+                                      or len(features) > PredictChurnInputSerializer.max_batch):
+        return None
+    active = cached_active_entry(services.KIND)
+    if active is None:
+        return None
+    try:
+        X = features_from_payload(features)
+    except FeatureError:
+        return None
+    return response_body(active.obj, predict(active.obj, X, False, top_k), None, [])
+
+
 class PredictChurnApi(APIView):
     """Churn risk for CRM integrations (API key) and portal users (session)."""
 
@@ -221,14 +265,7 @@ class PredictChurnApi(APIView):
                 code = status.HTTP_404_NOT_FOUND if unscored[0]["reason"] == "unknown customer" else 422
                 return Response({"detail": f"Customer {data['customer_id']}: {unscored[0]['reason']}."}, status=code)
         results = predict(bundle, X, data["explain"], data["top_k"])
-        registry = bundle.metrics.get("registry", {})
-        body = {
-            "model_version": {"kind": registry.get("kind", services.KIND), "version": registry.get("version", 0),
-                              "id": registry.get("id", 0), "model_kind": bundle.kind},
-            "horizon_days": bundle.horizon_days, "threshold": bundle.threshold,
-            "as_of": as_of.to_pydatetime() if as_of is not None else None,
-            "count": len(results), "results": results, "unscored": unscored,
-        }
+        body = response_body(bundle, results, as_of.to_pydatetime() if as_of is not None else None, unscored)
         if not data["explain"]:
             # The body is already plain JSON values shaped as PredictChurnOutputSerializer documents it; running
             # it through that nested serializer (a deep copy of every declared field per call) cost ~10 % of a

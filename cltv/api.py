@@ -19,6 +19,7 @@ from rfm_portal.core.api import (
     StrictFloatField,
     StrictIntegerField,
     StrictSerializer,
+    UnscorableInput,
     check_finite_output,
     error_responses,
     text_schema,
@@ -303,6 +304,60 @@ def _score_ids(
     return ordered, [i for i in dict.fromkeys(ids) if i not in results]
 
 
+def _score_payload(bundle: CLTVModelBundle, frame: pd.DataFrame, unit: str,
+                   purchase_days: float | None) -> list[dict[str, Any]]:
+    """Payload rows (validated by PayloadRowsField, recency and T in ``unit``) scored; UnscorableInput (422)
+    when an output is not finite."""
+    frame[["recency", "T"]] *= UNIT_DAYS[unit] / bundle.unit_days
+    scores = _scored(bundle, frame, purchase_days)
+    check_finite_output(scores[[c for c in (*OUTPUT_FIELDS, "expected_purchases") if c in scores]],
+                        "these payload rows")
+    return _results(scores, "payload")
+
+
+def _response_body(version: int, bundle: CLTVModelBundle, results: list[dict[str, Any]], not_found: list[str],
+                   purchase_days: float | None) -> dict[str, Any]:
+    return {
+        "model_version": version,
+        "model": bundle.model,
+        "unit": bundle.unit,
+        "horizon_days": bundle.clv_horizon_days,
+        "annual_discount_rate": bundle.annual_discount_rate,
+        "margin": bundle.margin,
+        **({"purchase_horizon_days": purchase_days} if purchase_days is not None else {}),
+        "results": results,
+        "not_found": not_found,
+    }
+
+
+_PAYLOAD_ROWS = PayloadRowsField()
+
+
+def fast_path_body(data: Any) -> dict[str, Any] | None:
+    """The 200 body PredictCLTVApi answers for payload rows (``{"customers": [...], "unit": ...}`` or one row
+    object with its unit) and no other settings, computed without DRF; None for anything else (ids, settings,
+    invalid input, rows the model cannot score, no fresh cached model): the serving fast path
+    (rfm_portal.serving.fastpath) then hands the request to the view, which answers it.
+
+    The same checks as PredictCLTVInputSerializer for this shape (the same body normalisation, the same
+    PayloadRowsField, the unit one of UNIT_DAYS), the same model and the same body as the view."""
+    data = normalise_body(data)
+    if type(data) is not dict or data.keys() != {"customers", "unit"}:
+        return None
+    unit = data["unit"]
+    if type(unit) is not str or unit not in UNIT_DAYS:
+        return None
+    active = registry.cached_active_entry(services.KIND)
+    if active is None:
+        return None
+    try:
+        frame = _PAYLOAD_ROWS.to_internal_value(data["customers"])
+        results = _score_payload(active.obj, frame, unit, None)
+    except (serializers.ValidationError, UnscorableInput):
+        return None
+    return _response_body(active.version, active.obj, results, [], None)
+
+
 class PredictCLTVApi(APIView):
     schema = RequiredBodySchema()
 
@@ -354,29 +409,12 @@ class PredictCLTVApi(APIView):
         bundle: CLTVModelBundle = services.bundle_with_settings(active.obj, **settings_given)
         purchase_days = data.get("purchase_horizon_days")
         if data["mode"] == "customers":
-            frame: pd.DataFrame = data["customers"]
-            factor = UNIT_DAYS[data["unit"]] / bundle.unit_days
-            frame[["recency", "T"]] *= factor
-            scores = _scored(bundle, frame, purchase_days)
-            check_finite_output(scores[[c for c in (*OUTPUT_FIELDS, "expected_purchases") if c in scores]],
-                                "these payload rows")
-            results, not_found = _results(scores, "payload"), []
+            results, not_found = _score_payload(bundle, data["customers"], data["unit"], purchase_days), []
         else:
             # with a purchase horizon the stored history is rescored (stored rows hold 30/90/365 days only)
             overrides = bool(settings_given) or purchase_days is not None
             results, not_found = _score_ids(bundle, active.pk, data["customer_ids"], overrides, purchase_days)
-        body = {
-            "model_version": active.version,
-            "model": bundle.model,
-            "unit": bundle.unit,
-            "horizon_days": bundle.clv_horizon_days,
-            "annual_discount_rate": bundle.annual_discount_rate,
-            "margin": bundle.margin,
-            **({"purchase_horizon_days": purchase_days} if purchase_days is not None else {}),
-            "results": results,
-            "not_found": not_found,
-        }
-        return Response(body)
+        return Response(_response_body(active.version, bundle, results, not_found, purchase_days))
 
 
 # DRF authenticates (API key or session); the login-redirect middleware must not.

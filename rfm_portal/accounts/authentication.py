@@ -62,6 +62,27 @@ def _lookup(hashed_key: str) -> APIKey:
     return api_key
 
 
+def cached_usable_key(raw_key: str) -> APIKey | None:
+    """The key if APIKeyAuthentication would accept it right now without touching the database: remembered and
+    fresh in this process's cache, not revoked, not expired, and its last_used_at recent enough not to be
+    written. None otherwise (then the ordinary authentication decides, with its queries and its messages).
+
+    For the scoring fast path (rfm_portal.serving.fastpath), which runs on the event loop and never queries.
+    """
+    cached = _verified.get(APIKey.hash_key(raw_key))
+    if cached is None or time.monotonic() - cached[0] >= float(getattr(settings, "API_KEY_CACHE_SECONDS", 0)):
+        return None
+    api_key = cached[1]
+    if api_key.revoked_at is not None or api_key.last_used_at is None:
+        return None
+    now = timezone.now()
+    if api_key.expires_at is not None and api_key.expires_at <= now:
+        return None
+    if now - api_key.last_used_at >= LAST_USED_RESOLUTION:
+        return None
+    return api_key
+
+
 class APIKeyUser:
     """The request.user of an integration: authenticated, never a portal admin."""
 

@@ -36,20 +36,27 @@ class DepthLimitedJSONParser(JSONParser):
         raw = stream.read(limit + 1 if limit is not None else -1) if stream is not None else b""
         if limit is not None and len(raw) > limit:
             raise PayloadTooLarge(f"The request body is larger than {limit:,} bytes.")
-        try:
-            text = raw.decode(encoding)
-        except (UnicodeDecodeError, LookupError) as exc:
-            raise exceptions.ParseError(f"JSON parse error - the body is not valid {encoding}.") from exc
-        too_deep = f"JSON parse error - nested more than {MAX_JSON_DEPTH} deep."
-        try:
-            data = json.loads(text, parse_constant=_reject_constant)
-        except RecursionError:
-            raise exceptions.ParseError(too_deep) from None
-        except ValueError as exc:
-            raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
-        if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(data) > MAX_JSON_DEPTH:
-            raise exceptions.ParseError(too_deep)
-        return data
+        return parse_json_bytes(raw, encoding)
+
+
+def parse_json_bytes(raw: bytes, encoding: str = "utf-8") -> Any:
+    """The body's JSON (depth-limited, no NaN/Infinity) or exceptions.ParseError; the size check is the caller's.
+
+    Also the scoring fast path's parser (rfm_portal.serving.fastpath), so both paths accept the same bodies."""
+    try:
+        text = raw.decode(encoding)
+    except (UnicodeDecodeError, LookupError) as exc:
+        raise exceptions.ParseError(f"JSON parse error - the body is not valid {encoding}.") from exc
+    too_deep = f"JSON parse error - nested more than {MAX_JSON_DEPTH} deep."
+    try:
+        data = json.loads(text, parse_constant=_reject_constant)
+    except RecursionError:
+        raise exceptions.ParseError(too_deep) from None
+    except ValueError as exc:
+        raise exceptions.ParseError(f"JSON parse error - {exc}") from exc
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and json_depth(data) > MAX_JSON_DEPTH:
+        raise exceptions.ParseError(too_deep)
+    return data
 
 
 def _reject_constant(name: str) -> Any:

@@ -234,10 +234,10 @@ def load_active_entry(kind: str) -> ActiveModel:
     the artifact is only read when that id changes. A promotion or rollback in this process is
     seen at once; one in another process within the recheck interval.
     """
-    interval = float(getattr(settings, "ACTIVE_MODEL_RECHECK_SECONDS", 0))
+    fresh = cached_active_entry(kind)
+    if fresh is not None:
+        return fresh
     cached = _cache.get(kind)
-    if cached is not None and interval > 0 and kind in _checked_at and time.monotonic() - _checked_at[kind] < interval:
-        return cached
     checked = time.monotonic()
     active = (
         ModelVersion.objects.filter(kind=kind, status=Status.ACTIVE)
@@ -257,6 +257,18 @@ def load_active_entry(kind: str) -> ActiveModel:
             _cache[kind] = cached
         _checked_at[kind] = checked
         return cached
+
+
+def cached_active_entry(kind: str) -> ActiveModel | None:
+    """The active model of a kind if load_active_entry would return it without a query (checked within
+    ACTIVE_MODEL_RECHECK_SECONDS); None otherwise. For callers that must not wait on the database (the scoring
+    fast path on the event loop)."""
+    interval = float(getattr(settings, "ACTIVE_MODEL_RECHECK_SECONDS", 0))
+    cached = _cache.get(kind)
+    checked = _checked_at.get(kind)
+    if cached is not None and interval > 0 and checked is not None and time.monotonic() - checked < interval:
+        return cached
+    return None
 
 
 def load_active(kind: str) -> Any:
