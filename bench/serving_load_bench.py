@@ -44,6 +44,7 @@ PYTHON = str(ROOT / ".venv" / "bin" / "python")
 PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
 # read before prepare() points this process at the embedded (Redis-less) settings
 BENCH_REDIS_URL = os.environ.get("REDIS_URL") or "redis://127.0.0.1:6379/2"
+STARTUP_TIMEOUT = 300.0  # seconds for a server to listen (workers import Django and the models; slow on a busy machine)
 DEFAULT_PORTAL_CMD = "{python} manage.py serve --host 127.0.0.1 --port {port} --workers {workers}"
 
 
@@ -108,8 +109,12 @@ def make_fastapi_app() -> Any:
 # --- processes and the database ------------------------------------------------------------------
 
 
-def free_port(lo: int = 18100, hi: int = 18149) -> int:
-    """A free port in this engineer's range (tests/serving use 18150-18199; falls back to any free port)."""
+PORT_RANGE = [18100, 18149]  # --port-range; tests/serving use 18150-18199
+
+
+def free_port(lo: int | None = None, hi: int | None = None) -> int:
+    """A free port in PORT_RANGE (or lo-hi); falls back to any free port."""
+    lo, hi = lo or PORT_RANGE[0], hi or PORT_RANGE[1]
     for port in range(lo, hi + 1):
         with socket.socket() as s:
             try:
@@ -145,6 +150,15 @@ def recreate_database(name: str, conn_limit: int) -> str:
         conn.execute(f'{verb} ROLE "{name}" LOGIN NOSUPERUSER CONNECTION LIMIT {int(conn_limit)}')
         conn.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
     return f"postgres://{name}@127.0.0.1:5432/{name}"
+
+
+def drop_database(name: str) -> None:
+    """The scratch database and its role, once the runs are over."""
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'DROP ROLE IF EXISTS "{name}"')
 
 
 class ConnectionSampler:
@@ -326,8 +340,16 @@ def start_portal(env: dict[str, str], port: int, workers: int, portal_cmd: str =
     cmd = shlex.split(portal_cmd.format(python=PYTHON, port=port, workers=workers))
     out = open(log, "ab") if log else subprocess.DEVNULL
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
-    wait_for(port, proc=proc)
+    _wait_or_stop(port, proc)
     return proc
+
+
+def _wait_or_stop(port: int, proc: subprocess.Popen) -> None:
+    try:
+        wait_for(port, timeout=STARTUP_TIMEOUT, proc=proc)
+    except BaseException:
+        stop([proc])
+        raise
 
 
 def start_fastapi(env: dict[str, str], port: int, workers: int, artifacts: dict[str, str]) -> subprocess.Popen:
@@ -337,7 +359,7 @@ def start_fastapi(env: dict[str, str], port: int, workers: int, artifacts: dict[
          "--no-access-log", "--timeout-keep-alive", "120"],
         cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT), **artifacts},
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_for(port, proc=proc)
+    _wait_or_stop(port, proc)
     return proc
 
 
@@ -361,7 +383,7 @@ def side_by_side(cases: list[tuple[str, str, dict[str, Any]]], *, database: str,
     print(f"\n{clients} clients for {seconds:.0f} s each; portal: {workers} worker(s), FastAPI: {fastapi_workers}")
     print(f"{'':34s} {'1 client':>17s}   {f'{clients} clients':>35s}")
     print(f"{'':34s} {'p50 ms':>8s} {'p99 ms':>8s}   {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'errors':>7s}"
-          f" {'max PG conns':>13s} {'CPU ms/req':>9s}", flush=True)
+          f" {'max PG conns':>13s} {'CPU ms/req':>9s} {'load1':>6s}", flush=True)
     for server in ("portal", "fastapi"):
         port = free_port()
         if server == "portal":
@@ -387,7 +409,8 @@ def side_by_side(cases: list[tuple[str, str, dict[str, Any]]], *, database: str,
                     err += f" conn:{many.connection_errors}"
                 pg = sampler.max_seen if server == "portal" else "-"
                 print(f"{server + ' ' + label:34s} {one.pct(0.5):8.2f} {one.pct(0.99):8.2f}   {many.rps:8.0f} "
-                      f"{many.pct(0.5):8.1f} {many.pct(0.99):8.1f} {err:>7s} {pg!s:>13s} {cpu_ms:9.2f}", flush=True)
+                      f"{many.pct(0.5):8.1f} {many.pct(0.99):8.1f} {err:>7s} {pg!s:>13s} {cpu_ms:9.2f} "
+                      f"{os.getloadavg()[0]:6.1f}", flush=True)
         finally:
             stop([proc])
     for label, _, _ in cases:
@@ -472,19 +495,29 @@ def main() -> None:
     parser.add_argument("--portal-cmd", default=DEFAULT_PORTAL_CMD)
     parser.add_argument("--pool-max", default=None, help="DB_POOL_MAX_SIZE for the portal (default: settings')")
     parser.add_argument("--no-exhaustion", action="store_true")
+    parser.add_argument("--keep-database", action="store_true", help="leave the scratch database and role")
+    parser.add_argument("--port-range", default="18100-18149", help="ports for the servers, LO-HI")
     args = parser.parse_args()
+    PORT_RANGE[:] = [int(p) for p in args.port_range.split("-")]
+    print(f"load average before: {Path('/proc/loadavg').read_text().strip()}", flush=True)
 
     url, var, key, artifacts, churn_body, cltv_body = prepare(args.database, args.role_conn_limit)
-    extra = {"DB_POOL_MAX_SIZE": args.pool_max} if args.pool_max else {}
-    env = portal_env(url, var, extra)
-    log = Path(var) / "portal.log"
-    print(f"portal log: {log}")
-    side_by_side([("/predict_churn", "/predict_churn", churn_body), ("/predict_cltv", "/predict_cltv", cltv_body)],
-                 database=args.database, env=env, api_key=key, artifacts=artifacts, clients=args.clients,
-                 seconds=args.seconds, single=args.single, workers=args.workers,
-                 fastapi_workers=args.fastapi_workers, portal_cmd=args.portal_cmd, log=log)
-    if not args.no_exhaustion:
-        exhaustion_check(database=args.database, env=env, api_key=key, log=log)
+    try:
+        extra = {"DB_POOL_MAX_SIZE": args.pool_max} if args.pool_max else {}
+        env = portal_env(url, var, extra)
+        log = Path(var) / "portal.log"
+        print(f"portal log: {log}")
+        side_by_side([("/predict_churn", "/predict_churn", churn_body),
+                      ("/predict_cltv", "/predict_cltv", cltv_body)],
+                     database=args.database, env=env, api_key=key, artifacts=artifacts, clients=args.clients,
+                     seconds=args.seconds, single=args.single, workers=args.workers,
+                     fastapi_workers=args.fastapi_workers, portal_cmd=args.portal_cmd, log=log)
+        if not args.no_exhaustion:
+            exhaustion_check(database=args.database, env=env, api_key=key, log=log)
+    finally:
+        if not args.keep_database:
+            drop_database(args.database)
+    print(f"load average after: {Path('/proc/loadavg').read_text().strip()}", flush=True)
 
 
 if __name__ == "__main__":

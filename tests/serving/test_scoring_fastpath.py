@@ -327,26 +327,38 @@ def test_a_body_over_the_fast_limit_goes_to_django(world) -> None:
     assert behind.calls == 1 and fast.status == 200 and fast.json()["count"] == 400 and fast == django
 
 
-def test_cold_caches_go_to_django_which_fills_them(world) -> None:
+def test_cold_caches_are_filled_once_in_a_thread_then_answered_fast(world) -> None:
     behind = CountingDjango()
     fast = ScoringFastPath(behind)
     body = {"features": world.churn_row}
-    first = send(fast, "/predict_churn", body, key_headers(world))
+    first = send(fast, "/predict_churn", body, key_headers(world))  # key read and model loaded, in a thread
     second = send(fast, "/predict_churn", body, key_headers(world))
-    assert first.status == second.status == 200 and first.body == second.body
-    assert (behind.calls, fast.answered) == (1, 1)
+    assert (behind.calls, fast.answered, fast.refreshes) == (0, 2, 2)
+    assert first == second == send(SyncChainASGIHandler(), "/predict_churn", body, key_headers(world))
 
 
-def test_a_model_recheck_due_goes_to_django(world, settings) -> None:
+def test_a_model_recheck_due_is_run_once_in_a_thread(world, settings) -> None:
     warm(world)
     settings.ACTIVE_MODEL_RECHECK_SECONDS = 3
     behind = CountingDjango()
     fast = ScoringFastPath(behind)
     body = {"features": world.churn_row}
     time.sleep(3.1)
-    assert send(fast, "/predict_churn", body, key_headers(world)).status == 200  # Django re-reads the version
+    assert send(fast, "/predict_churn", body, key_headers(world)).status == 200  # rechecked: one query
     assert send(fast, "/predict_churn", body, key_headers(world)).status == 200
-    assert (behind.calls, fast.answered) == (1, 1)
+    assert (behind.calls, fast.answered, fast.refreshes) == (0, 2, 1)
+
+
+def test_no_model_to_load_is_left_to_django(world) -> None:
+    from churn import api as churn_api
+    from rfm_portal.serving.fastpath import Route
+
+    warm(world)
+    behind = CountingDjango()
+    fast = ScoringFastPath(behind, routes={"/predict_churn": Route(churn_api.fast_path_body,
+                                                                   churn_api.PredictChurnApi, "no-such-kind")})
+    assert send(fast, "/predict_churn", {"features": world.churn_row}, key_headers(world)).status == 200
+    assert (behind.calls, fast.answered) == (1, 0)
 
 
 def test_revocation_in_this_process_stops_the_fast_path_at_once(world) -> None:
@@ -387,7 +399,7 @@ def test_revocation_elsewhere_applies_within_the_cache_time(world, settings) -> 
         forget_api_key()
 
 
-def test_last_use_is_recorded_through_django_once_a_minute(world) -> None:
+def test_last_use_is_recorded_once_a_minute(world) -> None:
     warm(world)
     behind = CountingDjango()
     fast = ScoringFastPath(behind)
@@ -396,7 +408,7 @@ def test_last_use_is_recorded_through_django_once_a_minute(world) -> None:
     body = {"features": world.churn_row}
     for _ in range(3):
         assert send(fast, "/predict_churn", body, key_headers(world)).status == 200
-    assert (behind.calls, fast.answered) == (1, 2)
+    assert (behind.calls, fast.answered, fast.refreshes) == (0, 3, 1)
     assert APIKey.objects.get(pk=world.key_pk).last_used_at.year >= 2026
 
 
