@@ -30,6 +30,7 @@ import hashlib
 import itertools
 import json
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,37 +158,58 @@ def _csv_encoding(path: Path) -> str:
     return "utf-8-sig"
 
 
+# An extra column after the header's: the C parser does not check the field count of the first
+# row of each chunk (pandas 2.3 drops that row's surplus fields silently), so a surplus field is
+# caught here instead, on every row.
+_SURPLUS = "\x00surplus"
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
 def _csv_chunks(path: Path, head: bytes, chunk_rows: int | None) -> Iterator[tuple[pd.DataFrame, float]]:
     if not head.strip():
         raise ImportFileError("The file is empty.")
     encoding = _csv_encoding(path)
     header_line = head.decode(encoding, errors="ignore").splitlines()[0]
     delimiter = max(",;\t|", key=header_line.count) if any(d in header_line for d in ",;\t|") else ","
+    options = {"sep": delimiter, "dtype": str, "encoding": encoding, "engine": "c"}
     size = max(path.stat().st_size, 1)
     first_line = 2
-    with open(path, "rb") as fh:
-        try:
+    try:
+        header = pd.read_csv(path, nrows=0, **options).columns  # duplicate names come back as "x.1"
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)  # a long first row: found below
             reader = pd.read_csv(
                 fh,
-                sep=delimiter,
-                dtype=str,
+                header=None,
+                skiprows=1,
+                names=[*header, _SURPLUS],
+                index_col=False,
                 na_filter=False,  # an empty cell stays "", never NaN: validation reports it
                 skip_blank_lines=False,  # keeps row i on line i + 2
-                encoding=encoding,
-                engine="c",
                 chunksize=chunk_rows,
+                **options,
             )
             for frame in [reader] if chunk_rows is None else reader:
+                surplus = frame.pop(_SURPLUS).str.strip() != ""
+                if surplus.any():
+                    line = first_line + int(np.flatnonzero(surplus.to_numpy())[0])
+                    raise ImportFileError(
+                        f"The file is not a well-formed CSV table: line {line} has more fields than "
+                        f"the header ({len(header)})."
+                    )
                 frame.columns = [str(c).strip() for c in frame.columns]
                 frame = frame.apply(lambda col: col.str.strip())
                 frame["__line"] = np.arange(first_line, first_line + len(frame))
                 first_line += len(frame)
                 yield frame, min(fh.tell() / size, 1.0)
-        except pd.errors.EmptyDataError:
-            raise ImportFileError("The file is empty.") from None
-        except pd.errors.ParserError as exc:
-            detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
-            raise ImportFileError(f"The file is not a well-formed CSV table: {detail}") from None
+    except pd.errors.EmptyDataError:
+        raise ImportFileError("The file is empty.") from None
+    except pd.errors.ParserError as exc:
+        detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        fields = _FIELDS.search(detail)
+        if fields:  # the parser counts the surplus column too
+            detail = f"line {fields[2]} has more fields than the header ({int(fields[1]) - 1})."
+        raise ImportFileError(f"The file is not a well-formed CSV table: {detail}") from None
 
 
 def _xlsx_cell(value: object) -> str:
