@@ -1,14 +1,18 @@
 """Writes for customer data: transaction and campaign-history imports.
 
-An import reads and validates the whole file first (importing.py, pure), then writes
-everything (customers, products, rows, the job's counts) in one database transaction,
-so a crash half way leaves no rows behind. Rows are inserted with ON CONFLICT DO
-NOTHING on a content key, so the same file twice adds nothing.
+An import reads, validates and writes in one database transaction, so an invalid row (unless
+skip_invalid), a malformed line anywhere in the file or a crash half way leaves nothing behind.
+Rows are inserted with ON CONFLICT DO NOTHING on a content key, so the same file twice adds
+nothing.
 
-Two write paths with the same results: on PostgreSQL the rows go through COPY into
-temporary staging tables and INSERT ... SELECT (foreign keys resolved by join); elsewhere
-(the embedded SQLite) through the ORM's bulk_create in batches. `use_copy=False` forces
-the ORM path, which is how the tests check both give the same rows.
+Two write paths with the same results. On PostgreSQL a transactions file is streamed:
+IMPORT_CHUNK_ROWS rows at a time are read and validated (importing.py, pure) and COPYed into
+temporary staging tables, so memory does not grow with the file; then set-based statements
+upsert customers and products and INSERT ... SELECT the transactions (foreign keys resolved by
+join). Elsewhere (the embedded SQLite) the whole file goes through the ORM's bulk_create in
+batches. `use_copy=False` forces the ORM path, which is how the tests check both give the same
+rows. Campaign-history files are read whole (a repeated customer and campaign is reported
+against its first line anywhere in the file).
 """
 
 from __future__ import annotations
