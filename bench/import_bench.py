@@ -1,22 +1,30 @@
-"""Transaction import throughput against PostgreSQL, beside a plain COPY of the same file.
+"""Transaction import throughput and memory against PostgreSQL, beside a plain COPY of the same file.
 
-    .venv/bin/python bench/import_bench.py --rows 1000000
+    .venv/bin/python bench/import_bench.py --rows 1000000 --rss-rows 250000,1000000,4000000
 
 Generates a deterministic project-schema CSV (numpy, seed 42: ~50k customers, ~3k
-products) in a temp dir, (re)creates a scratch database (default `rfm_bench` on the
-local server; BENCH_DATABASE_URL overrides), migrates it, then times:
+products), (re)creates a scratch database (default `rfm_import_bench` on the local
+server; BENCH_DATABASE_URL overrides; dropped at the end), migrates it, then prints:
 
-* the pure read + validation step alone (importing.py),
-* the full service import (validation + COPY into staging + upserts + INSERT ... SELECT
-  into the indexed, constrained real tables, all in one transaction),
-* the same import again (idempotent: nothing new),
-* a plain COPY of the same file into a bare table without indexes: the physical limit.
+* plain COPY of the file into a bare table without indexes (the physical limit),
+* the product import (services.import_transactions: chunked read + validation, COPY into
+  staging, upserts, INSERT ... SELECT into the indexed, constrained table, one transaction),
+  first time and again (idempotent: nothing new), each in a fresh process: wall time,
+  the process's CPU time, the PostgreSQL backend's CPU time and the process's peak RSS,
+* import / plain COPY as a ratio of speeds (the target is >= 0.25),
+* peak RSS of a first import at each --rss-rows size, and its growth over the process's RSS
+  just before the import (Django with every app loaded): flat = memory does not grow with the file,
+* the 1-minute load average before and after (the machine may be shared: CPU times hold up
+  under load better than wall times).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,10 +35,17 @@ import numpy as np
 import pandas as pd
 
 ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/rfm_bench"
+DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/rfm_import_bench"
 
 
 def generate(path: Path, rows: int, seed: int = 42) -> None:
+    """Written in blocks of 1M rows, so generating a 4M-row file needs no more memory than 1M."""
+    block = 1_000_000
+    for start in range(0, rows, block):
+        _generate_block(path, min(block, rows - start), seed + start // block, start, append=start > 0)
+
+
+def _generate_block(path: Path, rows: int, seed: int, offset: int, append: bool) -> None:
     rng = np.random.default_rng(seed)
     n_customers = max(1, min(50_000, rows // 20))
     n_products = max(1, min(3_000, rows // 300))
@@ -57,7 +72,7 @@ def generate(path: Path, rows: int, seed: int = 42) -> None:
     customer = invoice_customer[invoice_of_line]
     frame = pd.DataFrame(
         {
-            "invoice": np.char.add(np.where(is_return, "C", ""), (500_000 + invoice_of_line).astype(str)),
+            "invoice": np.char.add(np.where(is_return, "C", ""), (500_000 + offset + invoice_of_line).astype(str)),
             "customer_id": (10_000 + customer).astype(str),
             "sku": np.char.add("P", (10_000 + product).astype(str)),
             "description": np.char.add("Product number ", product.astype(str)),
@@ -68,10 +83,10 @@ def generate(path: Path, rows: int, seed: int = 42) -> None:
             "country": customer_country[customer],
         }
     )
-    frame.to_csv(path, index=False, float_format="%.2f")
+    frame.to_csv(path, index=False, float_format="%.2f", mode="a" if append else "w", header=not append)
 
 
-def recreate_database(url: str) -> None:
+def recreate_database(url: str, drop_only: bool = False) -> None:
     import psycopg
 
     parts = urlparse(url)
@@ -79,37 +94,11 @@ def recreate_database(url: str) -> None:
     admin = urlunparse(parts._replace(path="/postgres"))
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
+        if not drop_only:
+            conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def plain_copy(path: Path) -> float:
-    from django.db import connection
-
-    with connection.cursor() as cursor:
-        cursor.execute("DROP TABLE IF EXISTS bench_plain_copy")
-        cursor.execute(
-            "CREATE TABLE bench_plain_copy (invoice text, customer_id text, sku text, description text, "
-            "category text, invoiced_at timestamptz, quantity integer, unit_price numeric(12, 4), country text)"
-        )
-        started = time.perf_counter()
-        with (
-            cursor.cursor.copy("COPY bench_plain_copy FROM STDIN (FORMAT csv, HEADER)") as copy,
-            open(path, "rb") as fh,
-        ):
-            while block := fh.read(1 << 20):
-                copy.write(block)
-        elapsed = time.perf_counter() - started
-        cursor.execute("DROP TABLE bench_plain_copy")
-    return elapsed
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=1_000_000)
-    args = parser.parse_args()
-
-    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
-    recreate_database(url)
+def _setup_django(url: str) -> None:
     os.environ["DATABASE_URL"] = url
     os.environ.setdefault("DEBUG", "1")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
@@ -118,44 +107,168 @@ def main() -> None:
     import django
 
     django.setup()
-    from django.core.management import call_command
 
-    from rfm_portal.customers import importing, services
 
-    call_command("migrate", verbosity=0)
+def _backend_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process on this machine (the PostgreSQL backend), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
-    with tempfile.TemporaryDirectory(prefix="rfm-bench-") as tmp:
-        path = Path(tmp) / "transactions.csv"
+
+def _rss_mb() -> float:
+    """Resident set size now (VmRSS), MB: the process with Django and every app loaded, before the import."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def child_import(url: str, path: str) -> None:
+    """One import in this (fresh) process; prints its figures as JSON."""
+    _setup_django(url)
+    from django.db import connection
+
+    from rfm_portal.customers import services
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    local = Path(f"/proc/{backend}/stat").exists()
+    rss_before = _rss_mb()
+    backend_before = _backend_cpu(backend) if local else 0.0
+    cpu_before = time.process_time()
+    started = time.perf_counter()
+    job = services.import_transactions(path)
+    wall = time.perf_counter() - started
+    figures = {
+        "wall_s": wall,
+        "cpu_s": time.process_time() - cpu_before,
+        "backend_cpu_s": _backend_cpu(backend) - backend_before if local else None,
+        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "rss_before_mb": rss_before,
+        "status": job.status,
+        "rows_total": job.rows_total,
+        "rows_inserted": job.rows_inserted,
+        "rows_duplicate": job.rows_duplicate,
+        "message": job.message,
+    }
+    print(json.dumps(figures))
+
+
+def run_import(url: str, path: Path) -> dict:
+    out = subprocess.run(
+        [sys.executable, __file__, "--child-import", str(path)],
+        env={**os.environ, "BENCH_DATABASE_URL": url},
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=3600,
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def plain_copy(url: str, path: Path) -> float:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP TABLE IF EXISTS bench_plain_copy")
+        conn.execute(
+            "CREATE TABLE bench_plain_copy (invoice text, customer_id text, sku text, description text, "
+            "category text, invoiced_at timestamptz, quantity integer, unit_price numeric(12, 4), country text)"
+        )
         started = time.perf_counter()
-        generate(path, args.rows)
-        size_mb = path.stat().st_size / 1e6
-        print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
+        with conn.cursor() as cursor, cursor.copy("COPY bench_plain_copy FROM STDIN (FORMAT csv, HEADER)") as copy:
+            with open(path, "rb") as fh:
+                while block := fh.read(1 << 20):
+                    copy.write(block)
+        elapsed = time.perf_counter() - started
+        conn.execute("DROP TABLE bench_plain_copy")
+    return elapsed
 
-        started = time.perf_counter()
-        result = importing.validate_transactions(importing.read_table(path))
-        validate_s = time.perf_counter() - started
-        assert not result.errors, result.errors[:5]
-        del result
 
-        started = time.perf_counter()
-        job = services.import_transactions(path)
-        first_s = time.perf_counter() - started
-        assert job.status == "succeeded" and job.rows_inserted == args.rows, (job.status, job.message)
+def empty_tables(url: str) -> None:
+    import psycopg
 
-        started = time.perf_counter()
-        again = services.import_transactions(path)
-        second_s = time.perf_counter() - started
-        assert again.rows_inserted == 0 and again.rows_duplicate == args.rows, again.message
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("TRUNCATE customers_transaction, customers_customer, customers_product CASCADE")
+        conn.execute("VACUUM ANALYZE")
+        conn.execute("CHECKPOINT")
 
-        copy_s = plain_copy(path)
 
-    rate = args.rows / first_s
-    copy_rate = args.rows / copy_s
-    print(f"read + validate (pure, pandas): {validate_s:8.2f} s  {args.rows / validate_s:12,.0f} rows/s")
-    print(f"import (service, first time):   {first_s:8.2f} s  {rate:12,.0f} rows/s  ({job.message})")
-    print(f"import again (idempotent):      {second_s:8.2f} s  {args.rows / second_s:12,.0f} rows/s  ({again.message})")
-    print(f"plain COPY into a bare table:   {copy_s:8.2f} s  {copy_rate:12,.0f} rows/s")
-    print(f"service / plain COPY:           {rate / copy_rate:8.2f}  (plain COPY is {first_s / copy_s:.1f}x faster)")
+def load() -> str:
+    return Path("/proc/loadavg").read_text().split()[0]
+
+
+def describe(label: str, rows: int, figures: dict) -> str:
+    backend = figures["backend_cpu_s"]
+    backend_text = f"{backend:7.2f} s" if backend is not None else "    n/a"
+    return (
+        f"{label:34s} {figures['wall_s']:8.2f} s  {rows / figures['wall_s']:10,.0f} rows/s  "
+        f"cpu {figures['cpu_s']:6.2f} s  backend cpu {backend_text}  peak RSS {figures['peak_rss_mb']:5.0f} MB "
+        f"(+{figures['peak_rss_mb'] - figures['rss_before_mb']:.0f} MB over the {figures['rss_before_mb']:.0f} MB "
+        "before the import)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rss-rows", default="250000,1000000", help="comma-separated sizes for the RSS check")
+    parser.add_argument("--child-import", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    url = os.environ.get("BENCH_DATABASE_URL", DEFAULT_URL)
+    if args.child_import:
+        child_import(url, args.child_import)
+        return
+
+    print(f"load average (1 min) at start: {load()} on {os.cpu_count()} cores")
+    recreate_database(url)
+    try:
+        _setup_django(url)
+        from django.core.management import call_command
+
+        from rfm_portal.customers import services
+
+        call_command("migrate", verbosity=0)
+        print(f"chunk size: {services.IMPORT_CHUNK_ROWS:,} rows")
+        with tempfile.TemporaryDirectory(prefix="rfm-import-bench-") as tmp:
+            path = Path(tmp) / "transactions.csv"
+            started = time.perf_counter()
+            generate(path, args.rows)
+            size_mb = path.stat().st_size / 1e6
+            print(f"generated {args.rows:,} rows ({size_mb:.0f} MB) in {time.perf_counter() - started:.1f} s")
+
+            empty_tables(url)
+            copy_s = plain_copy(url, path)
+            first = run_import(url, path)
+            assert first["status"] == "succeeded" and first["rows_inserted"] == args.rows, first
+            again = run_import(url, path)
+            assert again["rows_inserted"] == 0 and again["rows_duplicate"] == args.rows, again
+            copy_after_s = plain_copy(url, path)  # the same run: once before, once after the imports
+
+            print(f"plain COPY into a bare table:     {copy_s:8.2f} s  {args.rows / copy_s:10,.0f} rows/s "
+                  f"(again after the imports: {copy_after_s:.2f} s)")
+            print(describe("import, first time:", args.rows, first) + f"  ({first['message']})")
+            print(describe("import again (adds nothing):", args.rows, again) + f"  ({again['message']})")
+            best_copy = min(copy_s, copy_after_s)
+            print(f"import / plain COPY (speed):      {best_copy / first['wall_s']:8.3f}  first time   "
+                  f"{best_copy / again['wall_s']:.3f}  again   (target >= 0.25)")
+            path.unlink()
+
+            for rows in [int(r) for r in args.rss_rows.split(",") if r]:
+                sized = Path(tmp) / f"transactions_{rows}.csv"
+                generate(sized, rows)
+                empty_tables(url)
+                figures = run_import(url, sized)
+                assert figures["rows_inserted"] == rows, figures
+                print(describe(f"first import of {rows:,} rows:", rows, figures))
+                sized.unlink()
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        recreate_database(url, drop_only=True)
+    print(f"load average (1 min) at end: {load()}")
 
 
 if __name__ == "__main__":

@@ -24,11 +24,14 @@ Conventions, decided once for every layout:
 
 from __future__ import annotations
 
+import codecs
 import datetime as dt
 import hashlib
+import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping
+import warnings
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -97,58 +100,116 @@ class ValidationResult:
         return len(self.errors)
 
 
-# --- Reading -------------------------------------------------------------------------
+# --- Reading ---------------------------------------------------------------------------
+
+# Rows per chunk when a file is streamed (iter_table): memory then depends on this, not on the
+# file. 100k rows of a typical transactions layout are ~60-90 MB of strings while validated.
+DEFAULT_CHUNK_ROWS = 100_000
 
 
 def read_table(path: str | Path, file_name: str | None = None) -> pd.DataFrame:
     """Every cell as a stripped string, plus a LINE column; fully blank rows dropped."""
-    path = Path(path)
-    name = (file_name or path.name).lower()
-    with open(path, "rb") as fh:
-        head = fh.read(65536)
-    if name.endswith((".xlsx", ".xlsm")) or head.startswith(b"PK\x03\x04"):
-        frame = _read_xlsx(path)
-    else:
-        frame = _read_csv(path, head)
-    if LINE in frame.columns:
-        raise ImportFileError(f"The file has a column named {LINE!r}, which is reserved.")
-    cells = frame.drop(columns=["__line"])
-    frame = frame.rename(columns={"__line": LINE})
-    blank = (cells == "").all(axis=1) if len(cells.columns) else pd.Series(True, index=frame.index)
-    frame = frame[~blank].reset_index(drop=True)
+    frames = [frame for frame, _ in iter_table(path, file_name, chunk_rows=None)]
+    frame = pd.concat(frames, ignore_index=True) if len(frames) > 1 else (frames or [pd.DataFrame()])[0]
     if frame.empty:
         raise ImportFileError("The file has a header but no data rows.")
     return frame
 
 
-def _read_csv(path: Path, head: bytes) -> pd.DataFrame:
+def iter_table(
+    path: str | Path, file_name: str | None = None, chunk_rows: int | None = DEFAULT_CHUNK_ROWS
+) -> Iterator[tuple[pd.DataFrame, float]]:
+    """The table of read_table in chunks of at most `chunk_rows` file rows: (chunk, fraction of the file read).
+
+    Line numbers run on across chunks. A chunk may be empty (all its rows blank); a file with
+    no data rows at all yields nothing or only empty chunks (the caller decides what that means).
+    `chunk_rows=None` reads the whole file as one chunk. The file is read once, front to back;
+    errors in later rows (a ragged line) are raised when their chunk is reached.
+    """
+    path = Path(path)
+    name = (file_name or path.name).lower()
+    with open(path, "rb") as fh:
+        head = fh.read(65536)
+    if name.endswith((".xlsx", ".xlsm")) or head.startswith(b"PK\x03\x04"):
+        chunks = _xlsx_chunks(path, chunk_rows)
+    else:
+        chunks = _csv_chunks(path, head, chunk_rows)
+    for frame, fraction in chunks:
+        if LINE in frame.columns:
+            raise ImportFileError(f"The file has a column named {LINE!r}, which is reserved.")
+        cells = frame.drop(columns=["__line"])
+        frame = frame.rename(columns={"__line": LINE})
+        blank = (cells == "").all(axis=1) if len(cells.columns) else pd.Series(True, index=frame.index)
+        if blank.any():
+            frame = frame[~blank].reset_index(drop=True)
+        yield frame, fraction
+
+
+def _csv_encoding(path: Path) -> str:
+    """utf-8-sig when every byte of the file decodes as UTF-8, else latin-1 (checked in 1 MB blocks)."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    with open(path, "rb") as fh:
+        try:
+            while block := fh.read(1 << 20):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            return "latin-1"
+    return "utf-8-sig"
+
+
+# An extra column after the header's: the C parser does not check the field count of the first
+# row of each chunk (pandas 2.3 drops that row's surplus fields silently), so a surplus field is
+# caught here instead, on every row.
+_SURPLUS = "\x00surplus"
+_FIELDS = re.compile(r"Expected (\d+) fields in line (\d+), saw (\d+)")
+
+
+def _csv_chunks(path: Path, head: bytes, chunk_rows: int | None) -> Iterator[tuple[pd.DataFrame, float]]:
     if not head.strip():
         raise ImportFileError("The file is empty.")
-    for encoding in ("utf-8-sig", "latin-1"):
-        try:
-            header_line = head.decode(encoding, errors="ignore").splitlines()[0]
-            delimiter = max(",;\t|", key=header_line.count) if any(d in header_line for d in ",;\t|") else ","
-            frame = pd.read_csv(
-                path,
-                sep=delimiter,
-                dtype=str,
+    encoding = _csv_encoding(path)
+    header_line = head.decode(encoding, errors="ignore").splitlines()[0]
+    delimiter = max(",;\t|", key=header_line.count) if any(d in header_line for d in ",;\t|") else ","
+    options = {"sep": delimiter, "dtype": str, "encoding": encoding, "engine": "c"}
+    size = max(path.stat().st_size, 1)
+    first_line = 2
+    try:
+        header = pd.read_csv(path, nrows=0, **options).columns  # duplicate names come back as "x.1"
+        with open(path, "rb") as fh, warnings.catch_warnings():
+            warnings.simplefilter("ignore", pd.errors.ParserWarning)  # a long first row: found below
+            reader = pd.read_csv(
+                fh,
+                header=None,
+                skiprows=1,
+                names=[*header, _SURPLUS],
+                index_col=False,
                 na_filter=False,  # an empty cell stays "", never NaN: validation reports it
                 skip_blank_lines=False,  # keeps row i on line i + 2
-                encoding=encoding,
-                engine="c",
+                chunksize=chunk_rows,
+                **options,
             )
-            break
-        except UnicodeDecodeError:
-            continue
-        except pd.errors.EmptyDataError:
-            raise ImportFileError("The file is empty.") from None
-        except pd.errors.ParserError as exc:
-            detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
-            raise ImportFileError(f"The file is not a well-formed CSV table: {detail}") from None
-    frame.columns = [str(c).strip() for c in frame.columns]
-    frame = frame.apply(lambda col: col.str.strip())
-    frame["__line"] = np.arange(2, len(frame) + 2)
-    return frame
+            for frame in [reader] if chunk_rows is None else reader:
+                surplus = frame.pop(_SURPLUS).str.strip() != ""
+                if surplus.any():
+                    line = first_line + int(np.flatnonzero(surplus.to_numpy())[0])
+                    raise ImportFileError(
+                        f"The file is not a well-formed CSV table: line {line} has more fields than "
+                        f"the header ({len(header)})."
+                    )
+                frame.columns = [str(c).strip() for c in frame.columns]
+                frame = frame.apply(lambda col: col.str.strip())
+                frame["__line"] = np.arange(first_line, first_line + len(frame))
+                first_line += len(frame)
+                yield frame, min(fh.tell() / size, 1.0)
+    except pd.errors.EmptyDataError:
+        raise ImportFileError("The file is empty.") from None
+    except pd.errors.ParserError as exc:
+        detail = str(exc).replace("Error tokenizing data. C error: ", "").strip()
+        fields = _FIELDS.search(detail)
+        if fields:  # the parser counts the surplus column too
+            detail = f"line {fields[2]} has more fields than the header ({int(fields[1]) - 1})."
+        raise ImportFileError(f"The file is not a well-formed CSV table: {detail}") from None
 
 
 def _xlsx_cell(value: object) -> str:
@@ -165,7 +226,7 @@ def _xlsx_cell(value: object) -> str:
     return str(value).strip()
 
 
-def _read_xlsx(path: Path) -> pd.DataFrame:
+def _xlsx_chunks(path: Path, chunk_rows: int | None) -> Iterator[tuple[pd.DataFrame, float]]:
     # openpyxl walks the sheet cell by cell anyway; reading rows directly keeps their numbers.
     import openpyxl
 
@@ -174,17 +235,30 @@ def _read_xlsx(path: Path) -> pd.DataFrame:
     except Exception as exc:  # openpyxl raises several unrelated types for a corrupt file
         raise ImportFileError(f"The file is not a readable .xlsx workbook: {exc}") from None
     try:
-        rows = workbook.worksheets[0].iter_rows(values_only=True)
+        sheet = workbook.worksheets[0]
+        rows = sheet.iter_rows(values_only=True)
         header = next(rows, None)
         if header is None or all(v is None for v in header):
             raise ImportFileError("The file is empty.")
         width = len(header)
-        data = [[_xlsx_cell(v) for v in (row + (None,) * width)[:width]] for row in rows]
+        columns = [_xlsx_cell(h) for h in header]
+        total = max((sheet.max_row or 1) - 1, 1)  # from the sheet's dimensions: for progress only
+        first_line = 2
+        while True:
+            data = [
+                [_xlsx_cell(v) for v in (row + (None,) * width)[:width]]
+                for row in itertools.islice(rows, chunk_rows)
+            ]
+            if not data and first_line > 2:
+                break
+            frame = pd.DataFrame(data, columns=columns, dtype=object)
+            frame["__line"] = np.arange(first_line, first_line + len(frame))
+            first_line += len(frame)
+            yield frame, min((first_line - 2) / total, 1.0)
+            if chunk_rows is None or len(data) < chunk_rows:
+                break
     finally:
         workbook.close()
-    frame = pd.DataFrame(data, columns=[_xlsx_cell(h) for h in header], dtype=object)
-    frame["__line"] = np.arange(2, len(frame) + 2)
-    return frame
 
 
 # --- Columns -------------------------------------------------------------------------
@@ -377,7 +451,15 @@ def _cut(values: pd.Series, limit: int) -> pd.Series:
     return values
 
 
-def _row_hashes(valid: pd.DataFrame) -> list[str]:
+ROW_IDENTITY = ("invoice", "customer_id", "sku", "invoiced_at", "quantity", "unit_price_e4")
+
+
+def occurrences(valid: pd.DataFrame) -> pd.Series:
+    """0 for the first line of each identity (ROW_IDENTITY) in `valid`, 1 for its first repeat, ..."""
+    return valid.groupby(list(ROW_IDENTITY), sort=False).cumcount()
+
+
+def row_hashes(valid: pd.DataFrame, occurrence: pd.Series) -> list[str]:
     """SHA-1 of the normalised line plus its occurrence number among identical lines.
 
     Identity of a line: what was sold to whom, when, for how much. Description, category and
@@ -385,8 +467,6 @@ def _row_hashes(valid: pd.DataFrame) -> list[str]:
     the same data, so they are left out: overlapping files still deduplicate.
     The one per-row Python step of an import: hashlib has no vectorised form.
     """
-    identity = ["invoice", "customer_id", "sku", "invoiced_at", "quantity", "unit_price_e4"]
-    occurrence = valid.groupby(identity, sort=False).cumcount().tolist()
     when = np.datetime_as_string(valid["invoiced_at"].dt.tz_convert(None).to_numpy(), unit="us").tolist()
     sha1 = hashlib.sha1
     return [
@@ -398,7 +478,7 @@ def _row_hashes(valid: pd.DataFrame) -> list[str]:
             when,
             valid["quantity"].tolist(),
             valid["unit_price_e4"].tolist(),
-            occurrence,
+            occurrence.tolist(),
             strict=True,
         )
     ]
@@ -408,7 +488,7 @@ def _row_hashes(valid: pd.DataFrame) -> list[str]:
 
 TRANSACTION_COLUMNS = (
     LINE, "invoice", "customer_id", "sku", "description", "category", "country",
-    "invoiced_at", "quantity", "unit_price_e4", "amount_e4", "is_return", "row_hash",
+    "invoiced_at", "quantity", "unit_price_e4", "amount_e4", "is_return", "occurrence", "row_hash",
 )  # fmt: skip
 
 
@@ -478,7 +558,11 @@ def validate_transactions(
             "is_return": is_return,
         }
     )
-    valid["row_hash"] = pd.Series(_row_hashes(valid) if len(valid) else [], index=valid.index, dtype=object)
+    # Occurrence numbers count within this frame: a caller reading a file in chunks renumbers
+    # identities that repeat across chunks (services._TransactionStage does, in the database).
+    valid["occurrence"] = occurrences(valid) if len(valid) else pd.Series([], index=valid.index, dtype="int64")
+    hashes = row_hashes(valid, valid["occurrence"]) if len(valid) else []
+    valid["row_hash"] = pd.Series(hashes, index=valid.index, dtype=object)
     return ValidationResult(valid=valid.reset_index(drop=True), errors=errors, columns=columns)
 
 

@@ -1,19 +1,22 @@
 """Writes for customer data: transaction and campaign-history imports.
 
-An import reads and validates the whole file first (importing.py, pure), then writes
-everything (customers, products, rows, the job's counts) in one database transaction,
-so a crash half way leaves no rows behind. Rows are inserted with ON CONFLICT DO
-NOTHING on a content key, so the same file twice adds nothing.
+An import reads, validates and writes in one database transaction, so an invalid row (unless
+skip_invalid), a malformed line anywhere in the file or a crash half way leaves nothing behind.
+Rows are inserted with ON CONFLICT DO NOTHING on a content key, so the same file twice adds
+nothing.
 
-Two write paths with the same results: on PostgreSQL the rows go through COPY into
-temporary staging tables and INSERT ... SELECT (foreign keys resolved by join); elsewhere
-(the embedded SQLite) through the ORM's bulk_create in batches. `use_copy=False` forces
-the ORM path, which is how the tests check both give the same rows.
+Two write paths with the same results. On PostgreSQL a transactions file is streamed:
+IMPORT_CHUNK_ROWS rows at a time are read and validated (importing.py, pure) and COPYed into
+temporary staging tables, so memory does not grow with the file; then set-based statements
+upsert customers and products and INSERT ... SELECT the transactions (foreign keys resolved by
+join). Elsewhere (the embedded SQLite) the whole file goes through the ORM's bulk_create in
+batches. `use_copy=False` forces the ORM path, which is how the tests check both give the same
+rows. Campaign-history files are read whole (a repeated customer and campaign is reported
+against its first line anywhere in the file).
 """
 
 from __future__ import annotations
 
-import contextvars
 import hashlib
 import logging
 import os
@@ -43,7 +46,8 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 ORM_BATCH_SIZE = 2000
-COPY_PROGRESS_ROWS = 100_000
+# File rows per chunk of a COPY-path transactions import: peak memory follows this, not the file.
+IMPORT_CHUNK_ROWS = im.DEFAULT_CHUNK_ROWS
 
 Progress = Callable[[int, str], None]
 
@@ -52,8 +56,6 @@ def _no_progress(percent: int, message: str) -> None:
     return None
 
 
-# The running import's progress callback, read by the COPY loop (set only around the writes).
-_write_progress: contextvars.ContextVar[Progress | None] = contextvars.ContextVar("import_progress", default=None)
 LOOKUP_CHUNK = 500  # ids per `__in` query: well below SQLite's variable limit
 
 Mapping_ = Mapping[str, str] | str | Sequence[str] | None
@@ -89,7 +91,9 @@ def import_transactions(
         user=user,
         file_name=file_name,
         validate=lambda frame, resolved: im.validate_transactions(frame, resolved, dayfirst=dayfirst),
-        write=_write_transactions_copy if copy else _write_transactions_orm,
+        # COPY: streamed in chunks through a staging table. ORM (SQLite, small files): the whole file.
+        sink=_TransactionStage if copy else lambda: _Sink(_write_transactions_orm),
+        chunk_rows=IMPORT_CHUNK_ROWS if copy else None,
         **run,
     )
 
@@ -118,7 +122,8 @@ def import_campaign_history(
         user=user,
         file_name=file_name,
         validate=lambda frame, resolved: im.validate_campaigns(frame, resolved),
-        write=_write_campaigns_copy if copy else _write_campaigns_orm,
+        # Whole file: a repeated customer and campaign is reported against its first line anywhere in it.
+        sink=lambda: _Sink(_write_campaigns_copy if copy else _write_campaigns_orm),
         **run,
     )
 
@@ -303,6 +308,25 @@ def _file_sha256(path: Path) -> str:
         return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
+class _Rejected(Exception):
+    """Invalid rows in a file imported all-or-nothing: roll back whatever was staged."""
+
+
+class _Sink:
+    """Where validated rows go: kept and written at the end (whole-file paths) or staged per chunk (COPY)."""
+
+    def __init__(self, write: Callable[[pd.DataFrame, ImportJob], int]) -> None:
+        self.write = write
+        self.frames: list[pd.DataFrame] = []
+
+    def add(self, valid: pd.DataFrame) -> None:
+        self.frames.append(valid)
+
+    def finish(self, job: ImportJob, step: Progress) -> int:
+        valid = pd.concat(self.frames, ignore_index=True) if len(self.frames) > 1 else self.frames[0]
+        return self.write(valid, job) if len(valid) else 0
+
+
 def _run_import(
     *,
     kind: str,
@@ -312,11 +336,20 @@ def _run_import(
     user: Actor,
     file_name: str | None,
     validate: Callable[[pd.DataFrame, dict[str, str]], im.ValidationResult],
-    write: Callable[[pd.DataFrame, ImportJob], int],
+    sink: Callable[[], _Sink],
+    chunk_rows: int | None = None,
     job: ImportJob | None = None,
     progress: Progress | None = None,
     actor: str = "",
 ) -> ImportJob:
+    """Read, validate and write a file in one database transaction, `chunk_rows` file rows at a time.
+
+    Every chunk is validated as it is read; while no row is invalid (or with skip_invalid) its
+    valid rows go to `sink`. Rejected lines are counted in full and the first
+    IMPORT_ERROR_REPORT_LIMIT kept, so memory depends on the chunk size, not on the file.
+    Anything wrong (an invalid row without skip_invalid, a malformed line in a later chunk, a
+    crash) rolls the whole transaction back: nothing is imported.
+    """
     path = Path(path)
     step = progress or _no_progress
     # The job exists (and is committed when we are not inside an outer transaction) before
@@ -336,57 +369,40 @@ def _run_import(
     if not actor and user is not None and _real_user(user) is None:
         actor = str(user)
     via = f" Imported through {actor}." if actor else ""
-    frame: pd.DataFrame | None = None
+    limit = settings.IMPORT_ERROR_REPORT_LIMIT
+    counts: dict[str, Any] = {"rows_total": 0, "rows_accepted": 0, "rows_rejected": 0, "errors": []}
+    chunks: Iterator[tuple[pd.DataFrame, float]] = iter(())
     try:
         try:
             resolved = im.parse_mapping(mapping)
         except ValueError as exc:
             raise im.ImportFileError(str(exc)) from None
         job.column_mapping = resolved
-        step(5, "Reading the file")
-        frame = im.read_table(path, file_name or path.name)
-        step(30, f"Checking {len(frame):,} rows")
-        result = validate(frame, resolved)
-    except im.ImportFileError as exc:
-        rows = 0 if frame is None else len(frame)
-        return _finish(
-            job,
-            ImportJob.Status.REJECTED,
-            message=f"{exc} Nothing was imported.{via}",
-            rows_total=rows,
-            rows_rejected=rows,
-            errors=[{"line": 1, "reason": str(exc)}],
-        )
-    except Exception as exc:  # a bug or an I/O error: the job says so rather than staying "running"
-        _finish(job, ImportJob.Status.FAILED, message=f"The import failed and nothing was imported: {exc}")
-        raise
-
-    limit = settings.IMPORT_ERROR_REPORT_LIMIT
-    job.column_mapping = result.columns
-    counts = {
-        "rows_total": len(frame),
-        "rows_accepted": len(result.valid),
-        "rows_rejected": result.rows_rejected,
-        "errors": [{"line": line, "reason": reason} for line, reason in result.errors[:limit]],
-    }
-    if result.rows_rejected and not skip_invalid:
-        return _finish(
-            job,
-            ImportJob.Status.REJECTED,
-            message=(
-                f"{result.rows_rejected:,} of {len(frame):,} rows are invalid, so nothing was imported. "
-                f"Fix them, or import again skipping invalid rows.{via}"
-            ),
-            **counts,
-        )
-
-    step(50, f"Writing {len(result.valid):,} valid rows in one transaction")
-    token = _write_progress.set(step)
-    try:
+        step(2, "Reading the file")
         with transaction.atomic():
-            inserted = write(result.valid, job) if len(result.valid) else 0
-            duplicate = len(result.valid) - inserted
-            skipped = f" {result.rows_rejected:,} invalid rows were skipped." if result.rows_rejected else ""
+            target = sink()
+            chunks = im.iter_table(path, file_name or path.name, chunk_rows)
+            for frame, fraction in chunks:
+                counts["rows_total"] += len(frame)
+                result = validate(frame, resolved)
+                job.column_mapping = result.columns
+                counts["rows_accepted"] += len(result.valid)
+                counts["rows_rejected"] += result.rows_rejected
+                room = limit - len(counts["errors"])
+                counts["errors"] += [{"line": line, "reason": reason} for line, reason in result.errors[:room]]
+                if skip_invalid or not counts["rows_rejected"]:  # else only count the rest: nothing is written
+                    target.add(result.valid)
+                step(2 + int(68 * fraction), f"Checked {counts['rows_total']:,} rows")
+            if not counts["rows_total"]:
+                raise im.ImportFileError("The file has a header but no data rows.")
+            if counts["rows_rejected"] and not skip_invalid:
+                raise _Rejected
+            accepted = counts["rows_accepted"]
+            step(70, f"Writing {accepted:,} valid rows in one transaction")
+            inserted = target.finish(job, step) if accepted else 0
+            duplicate = accepted - inserted
+            rejected = counts["rows_rejected"]
+            skipped = f" {rejected:,} invalid rows were skipped." if rejected else ""
             return _finish(
                 job,
                 ImportJob.Status.SUCCEEDED,
@@ -395,12 +411,40 @@ def _run_import(
                 rows_duplicate=duplicate,
                 **counts,
             )
-    except Exception as exc:
+    except im.ImportFileError as exc:
+        # A file-level problem (a required column missing, a malformed line): the whole file is rejected.
+        rows = counts["rows_total"] + sum(len(frame) for frame, _ in _rest(chunks))
+        return _finish(
+            job,
+            ImportJob.Status.REJECTED,
+            message=f"{exc} Nothing was imported.{via}",
+            rows_total=rows,
+            rows_accepted=0,
+            rows_rejected=rows,
+            errors=[{"line": 1, "reason": str(exc)}],
+        )
+    except _Rejected:
+        return _finish(
+            job,
+            ImportJob.Status.REJECTED,
+            message=(
+                f"{counts['rows_rejected']:,} of {counts['rows_total']:,} rows are invalid, so nothing was "
+                f"imported. Fix them, or import again skipping invalid rows.{via}"
+            ),
+            **counts,
+        )
+    except Exception as exc:  # a bug, an I/O or database error: the job says so rather than staying "running"
         logger.exception("Import %s of %s failed", job.pk, job.file_name)
         _finish(job, ImportJob.Status.FAILED, message=f"The import failed and nothing was imported: {exc}", **counts)
         raise
-    finally:
-        _write_progress.reset(token)
+
+
+def _rest(chunks: Iterator[tuple[pd.DataFrame, float]]) -> Iterator[tuple[pd.DataFrame, float]]:
+    """The chunks not read yet (to count the rows of a rejected file); a second error ends the count."""
+    try:
+        yield from chunks
+    except im.ImportFileError:
+        return
 
 
 def _finish(job: ImportJob, status: str, *, message: str, **counts) -> ImportJob:
@@ -445,29 +489,42 @@ def _micros(values: pd.Series) -> list[int]:
     return values.dt.tz_convert(None).to_numpy().astype("datetime64[us]").astype("int64").tolist()
 
 
-def _copy_rows(cursor, table: str, columns: Sequence[tuple[str, str]], values: Sequence[list]) -> None:
-    """Create a temporary table and fill it with binary COPY (progress every COPY_PROGRESS_ROWS rows)."""
+def _create_stage(cursor, table: str, columns: Sequence[tuple[str, str]]) -> None:
     cursor.execute(f"DROP TABLE IF EXISTS {table}")
     cursor.execute(f"CREATE TEMPORARY TABLE {table} ({', '.join(f'{n} {t}' for n, t in columns)}) ON COMMIT DROP")
-    step = _write_progress.get()
-    total = len(values[0]) if values else 0
-    with cursor.cursor.copy(f"COPY {table} FROM STDIN (FORMAT BINARY)") as copy:
+
+
+def _copy_into(cursor, table: str, columns: Sequence[tuple[str, str]], values: Sequence[list]) -> None:
+    """Append rows (one list per column) to a staging table with binary COPY."""
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(n for n, _ in columns)}) FROM STDIN (FORMAT BINARY)") as copy:
         copy.set_types([t for _, t in columns])
-        for done, row in enumerate(zip(*values, strict=True), start=1):
+        for row in zip(*values, strict=True):
             copy.write_row(row)
-            if step is not None and done % COPY_PROGRESS_ROWS == 0:
-                step(50 + 40 * done // total, f"Copied {done:,} of {total:,} rows ({table.removeprefix('rfm_stage_')})")
+
+
+def _copy_rows(cursor, table: str, columns: Sequence[tuple[str, str]], values: Sequence[list]) -> None:
+    """Create a temporary table and fill it with binary COPY."""
+    _create_stage(cursor, table, columns)
+    _copy_into(cursor, table, columns, values)
     cursor.execute(f"ANALYZE {table}")  # row counts for the planner: hash joins, not nested loops
 
 
 def _upsert_customers_sql(cursor, table: str) -> None:
-    # The WHERE skips rows that would not change, so a repeated import rewrites nothing.
+    """From a staging table of (chunk, external_id, country, first_seen_us), one row per customer and chunk:
+    the earliest first_seen wins, the country of the last chunk that has one replaces."""
+    # The WHERE skips rows that would not change, so a repeated import rewrites nothing. It still
+    # locks every customer of the file until commit (ON CONFLICT DO UPDATE locks the rows it
+    # conflicts with even when the WHERE is false), which the transaction insert relies on.
     customer = _q(Customer._meta.db_table)
     cursor.execute(
         f"""
         INSERT INTO {customer} AS c (external_id, country, first_seen, attributes, created_at)
-        SELECT s.external_id, s.country, {EPOCH} + s.first_seen_us * interval '1 microsecond', '{{}}'::jsonb, now()
+        SELECT s.external_id,
+               coalesce((array_agg(s.country ORDER BY s.chunk DESC) FILTER (WHERE s.country <> ''))[1], ''),
+               {EPOCH} + min(s.first_seen_us) * interval '1 microsecond', '{{}}'::jsonb, now()
         FROM {table} s
+        GROUP BY s.external_id
+        ORDER BY s.external_id
         ON CONFLICT (external_id) DO UPDATE SET
             first_seen = LEAST(c.first_seen, EXCLUDED.first_seen),
             country = CASE WHEN EXCLUDED.country <> '' THEN EXCLUDED.country ELSE c.country END
@@ -477,82 +534,198 @@ def _upsert_customers_sql(cursor, table: str) -> None:
     )
 
 
-def _write_transactions_copy(valid: pd.DataFrame, job: ImportJob) -> int:
-    customers, products = im.customer_summary(valid), im.product_summary(valid)
-    product, tx = _q(Product._meta.db_table), _q(Transaction._meta.db_table)
-    customer = _q(Customer._meta.db_table)
-    with connection.cursor() as cursor:
-        _copy_rows(
-            cursor,
-            "rfm_stage_customer",
-            [("external_id", "text"), ("country", "text"), ("first_seen_us", "int8")],
-            [customers["external_id"].tolist(), customers["country"].tolist(), _micros(customers["first_seen"])],
+def _upsert_products_sql(cursor, table: str) -> None:
+    """From (chunk, sku, description, category) per sku and chunk: the last non-empty text replaces."""
+    product = _q(Product._meta.db_table)
+    cursor.execute(
+        f"""
+        INSERT INTO {product} AS p (sku, description, category)
+        SELECT s.sku,
+               coalesce((array_agg(s.description ORDER BY s.chunk DESC) FILTER (WHERE s.description <> ''))[1], ''),
+               coalesce((array_agg(s.category ORDER BY s.chunk DESC) FILTER (WHERE s.category <> ''))[1], '')
+        FROM {table} s
+        GROUP BY s.sku
+        ORDER BY s.sku
+        ON CONFLICT (sku) DO UPDATE SET
+            description = CASE WHEN EXCLUDED.description <> '' THEN EXCLUDED.description ELSE p.description END,
+            category = CASE WHEN EXCLUDED.category <> '' THEN EXCLUDED.category ELSE p.category END
+        WHERE (EXCLUDED.description <> '' AND EXCLUDED.description <> p.description)
+           OR (EXCLUDED.category <> '' AND EXCLUDED.category <> p.category)
+        """
+    )
+
+
+# When the database role may set session_replication_role (a superuser, as in docker-compose, or
+# GRANT SET ON PARAMETER session_replication_role on PostgreSQL 15+), the final INSERT skips the
+# per-row foreign-key triggers: they are half of its cost. The INSERT ... SELECT itself guarantees
+# the keys (it joins the customer and product tables, whose rows this transaction inserted or
+# locked by its upserts, and it locks the import job), and the other side's triggers still stop a
+# concurrent delete of a referenced row. False: always let PostgreSQL check every row.
+SKIP_FK_TRIGGERS_WHEN_ALLOWED = True
+
+STAGE_TRANSACTION = "rfm_stage_transaction"
+STAGE_CUSTOMER = "rfm_stage_customer"
+STAGE_PRODUCT = "rfm_stage_product"
+STAGE_TRANSACTION_COLUMNS = (
+    ("line", "int8"),
+    ("invoice", "text"),
+    ("customer_id", "text"),
+    ("sku", "text"),  # "" when the line has none (then no product)
+    ("invoiced_us", "int8"),
+    ("quantity", "int4"),
+    ("unit_price_e4", "int8"),
+    ("amount_e4", "int8"),
+    ("is_return", "bool"),
+    ("occurrence", "int4"),
+    ("row_hash", "text"),
+)
+STAGE_CUSTOMER_COLUMNS = (("chunk", "int4"), ("external_id", "text"), ("country", "text"), ("first_seen_us", "int8"))
+STAGE_PRODUCT_COLUMNS = (("chunk", "int4"), ("sku", "text"), ("description", "text"), ("category", "text"))
+IDENTITY_SQL = "invoice, customer_id, sku, invoiced_us, quantity, unit_price_e4"  # importing.ROW_IDENTITY
+
+
+class _TransactionStage(_Sink):
+    """PostgreSQL: each chunk's valid rows are COPYed into temporary staging tables (per-chunk customer
+    and product summaries beside them); finish() writes customers, products and transactions with
+    set-based statements. Everything is inside the import's transaction: a rollback leaves nothing."""
+
+    def __init__(self) -> None:
+        self.chunks = 0
+        with connection.cursor() as cursor:
+            _create_stage(cursor, STAGE_TRANSACTION, STAGE_TRANSACTION_COLUMNS)
+            _create_stage(cursor, STAGE_CUSTOMER, STAGE_CUSTOMER_COLUMNS)
+            _create_stage(cursor, STAGE_PRODUCT, STAGE_PRODUCT_COLUMNS)
+
+    def add(self, valid: pd.DataFrame) -> None:
+        if valid.empty:
+            return
+        self.chunks += 1
+        customers, products = im.customer_summary(valid), im.product_summary(valid)
+        with connection.cursor() as cursor:
+            _copy_into(
+                cursor,
+                STAGE_CUSTOMER,
+                STAGE_CUSTOMER_COLUMNS,
+                [
+                    [self.chunks] * len(customers),
+                    customers["external_id"].tolist(),
+                    customers["country"].tolist(),
+                    _micros(customers["first_seen"]),
+                ],
+            )
+            _copy_into(
+                cursor,
+                STAGE_PRODUCT,
+                STAGE_PRODUCT_COLUMNS,
+                [[self.chunks] * len(products)] + [products[c].tolist() for c in ("sku", "description", "category")],
+            )
+            _copy_into(
+                cursor,
+                STAGE_TRANSACTION,
+                STAGE_TRANSACTION_COLUMNS,
+                [
+                    valid[im.LINE].tolist(),
+                    valid["invoice"].tolist(),
+                    valid["customer_id"].tolist(),
+                    valid["sku"].tolist(),
+                    _micros(valid["invoiced_at"]),
+                    valid["quantity"].tolist(),
+                    valid["unit_price_e4"].tolist(),
+                    valid["amount_e4"].tolist(),
+                    valid["is_return"].tolist(),
+                    valid["occurrence"].tolist(),
+                    valid["row_hash"].tolist(),
+                ],
+            )
+
+    def finish(self, job: ImportJob, step: Progress) -> int:
+        product, tx = _q(Product._meta.db_table), _q(Transaction._meta.db_table)
+        customer, import_job = _q(Customer._meta.db_table), _q(ImportJob._meta.db_table)
+        with connection.cursor() as cursor:
+            for table in (STAGE_TRANSACTION, STAGE_CUSTOMER, STAGE_PRODUCT):
+                cursor.execute(f"ANALYZE {table}")  # row counts for the planner: hash joins, not nested loops
+            if self.chunks > 1:
+                _renumber_repeats_across_chunks(cursor)
+            step(75, "Adding customers and products")
+            _upsert_customers_sql(cursor, STAGE_CUSTOMER)
+            _upsert_products_sql(cursor, STAGE_PRODUCT)
+            step(80, "Adding the transactions")
+            cursor.execute(f"SELECT 1 FROM {import_job} WHERE id = %s FOR KEY SHARE", [job.pk])
+            skip_fk = SKIP_FK_TRIGGERS_WHEN_ALLOWED and _may_skip_fk_triggers(cursor)
+            if skip_fk:
+                cursor.execute("SELECT current_setting('session_replication_role')")
+                role = cursor.fetchone()[0]
+                cursor.execute("SET LOCAL session_replication_role = replica")
+            # Sorted by row_hash, the inserts into the unique index on it go in order instead of at
+            # random: noticeably less page churn on big files. Ids are not in file order (nothing
+            # relies on that; listings order by invoiced_at).
+            cursor.execute(
+                f"""
+                INSERT INTO {tx} (invoice, customer_id, product_id, invoiced_at, quantity, unit_price, amount,
+                                  is_return, row_hash, import_job_id)
+                SELECT s.invoice, c.id, p.id, {EPOCH} + s.invoiced_us * interval '1 microsecond', s.quantity,
+                       s.unit_price_e4 * 0.0001, s.amount_e4 * 0.0001, s.is_return, s.row_hash, %s
+                FROM {STAGE_TRANSACTION} s
+                JOIN {customer} c ON c.external_id = s.customer_id
+                LEFT JOIN {product} p ON s.sku <> '' AND p.sku = s.sku
+                ORDER BY s.row_hash
+                ON CONFLICT (row_hash) DO NOTHING
+                """,
+                [job.pk],
+            )
+            inserted = cursor.rowcount
+            if skip_fk:
+                cursor.execute("SELECT set_config('session_replication_role', %s, true)", [role])
+            for table in (STAGE_TRANSACTION, STAGE_CUSTOMER, STAGE_PRODUCT):
+                cursor.execute(f"DROP TABLE {table}")
+        return inserted
+
+
+def _may_skip_fk_triggers(cursor) -> bool:
+    if connection.pg_version >= 150000:
+        cursor.execute("SELECT has_parameter_privilege('session_replication_role', 'SET')")
+    else:
+        cursor.execute("SELECT rolsuper FROM pg_roles WHERE rolname = current_user")
+    return bool(cursor.fetchone()[0])
+
+
+def _renumber_repeats_across_chunks(cursor) -> None:
+    """Give lines whose identity repeats in several chunks their occurrence number in the whole file.
+
+    Each chunk numbered its identical lines from 0, so an identity seen in two chunks has two
+    occurrence-0 rows. Only those identities are fetched (few: identical lines are rare and mostly
+    adjacent) and re-hashed in line order, so the hashes equal those of the file read in one piece.
+    """
+    cursor.execute(
+        f"""
+        WITH repeated AS (
+            SELECT {IDENTITY_SQL} FROM {STAGE_TRANSACTION} WHERE occurrence = 0
+            GROUP BY {IDENTITY_SQL} HAVING count(*) > 1
         )
-        _upsert_customers_sql(cursor, "rfm_stage_customer")
-        _copy_rows(
-            cursor,
-            "rfm_stage_product",
-            [("sku", "text"), ("description", "text"), ("category", "text")],
-            [products[c].tolist() for c in ("sku", "description", "category")],
-        )
-        cursor.execute(
-            f"""
-            INSERT INTO {product} AS p (sku, description, category)
-            SELECT s.sku, s.description, s.category FROM rfm_stage_product s
-            ON CONFLICT (sku) DO UPDATE SET
-                description = CASE WHEN EXCLUDED.description <> '' THEN EXCLUDED.description ELSE p.description END,
-                category = CASE WHEN EXCLUDED.category <> '' THEN EXCLUDED.category ELSE p.category END
-            WHERE (EXCLUDED.description <> '' AND EXCLUDED.description <> p.description)
-               OR (EXCLUDED.category <> '' AND EXCLUDED.category <> p.category)
-            """
-        )
-        _copy_rows(
-            cursor,
-            "rfm_stage_transaction",
-            [
-                ("invoice", "text"),
-                ("customer_id", "text"),
-                ("sku", "text"),
-                ("invoiced_us", "int8"),
-                ("quantity", "int4"),
-                ("unit_price_e4", "int8"),
-                ("amount_e4", "int8"),
-                ("is_return", "bool"),
-                ("row_hash", "text"),
-            ],
-            [
-                valid["invoice"].tolist(),
-                valid["customer_id"].tolist(),
-                valid["sku"].replace("", None).tolist(),  # no sku: no product (NULL joins nothing)
-                _micros(valid["invoiced_at"]),
-                valid["quantity"].tolist(),
-                valid["unit_price_e4"].tolist(),
-                valid["amount_e4"].tolist(),
-                valid["is_return"].tolist(),
-                valid["row_hash"].tolist(),
-            ],
-        )
-        # Sorted by row_hash, the inserts into the unique index on it go in order instead of at
-        # random: noticeably less page churn on big files. Ids are not in file order (nothing
-        # relies on that; listings order by invoiced_at).
-        cursor.execute(
-            f"""
-            INSERT INTO {tx} (invoice, customer_id, product_id, invoiced_at, quantity, unit_price, amount,
-                              is_return, row_hash, import_job_id)
-            SELECT s.invoice, c.id, p.id, {EPOCH} + s.invoiced_us * interval '1 microsecond', s.quantity,
-                   s.unit_price_e4 * 0.0001, s.amount_e4 * 0.0001, s.is_return, s.row_hash, %s
-            FROM rfm_stage_transaction s
-            JOIN {customer} c ON c.external_id = s.customer_id
-            LEFT JOIN {product} p ON p.sku = s.sku
-            ORDER BY s.row_hash
-            ON CONFLICT (row_hash) DO NOTHING
-            """,
-            [job.pk],
-        )
-        inserted = cursor.rowcount
-        for table in ("rfm_stage_customer", "rfm_stage_product", "rfm_stage_transaction"):
-            cursor.execute(f"DROP TABLE {table}")
-    return inserted
+        SELECT s.line, {", ".join(f"s.{c}" for c in IDENTITY_SQL.split(", "))}
+        FROM {STAGE_TRANSACTION} s JOIN repeated USING ({IDENTITY_SQL})
+        ORDER BY s.line
+        """
+    )
+    rows = cursor.fetchall()
+    if not rows:
+        return
+    lines = pd.DataFrame(rows, columns=[im.LINE, *IDENTITY_SQL.split(", ")])
+    lines["invoiced_at"] = pd.to_datetime(lines.pop("invoiced_us"), unit="us", utc=True)
+    occurrence = im.occurrences(lines)
+    _copy_rows(
+        cursor,
+        "rfm_stage_rehash",
+        [("line", "int8"), ("occurrence", "int4"), ("row_hash", "text")],
+        [lines[im.LINE].tolist(), occurrence.tolist(), im.row_hashes(lines, occurrence)],
+    )
+    cursor.execute(
+        f"""
+        UPDATE {STAGE_TRANSACTION} s SET occurrence = r.occurrence, row_hash = r.row_hash
+        FROM rfm_stage_rehash r WHERE s.line = r.line
+        """
+    )
+    cursor.execute("DROP TABLE rfm_stage_rehash")
 
 
 def _write_campaigns_copy(valid: pd.DataFrame, job: ImportJob) -> int:

@@ -40,9 +40,9 @@ def run_job(job_id: int) -> Job:
 
 
 def test_api_answers_202_and_the_job_imports_with_progress(api_client, background_for_every_upload, monkeypatch):
-    # Progress in the middle of the COPY (every 2 rows here): reported on a connection of its own,
-    # since the import's connection is busy copying (reporting on it once hung the import).
-    monkeypatch.setattr(services, "COPY_PROGRESS_ROWS", 2)
+    # Progress after every chunk (of 2 rows here): reported on a connection of its own, since the
+    # import's connection is inside its transaction (reporting on it once hung the import).
+    monkeypatch.setattr(services, "IMPORT_CHUNK_ROWS", 2)
     response = api_client.post(URL, {"file": upload(), "skip_invalid": "true"}, format="multipart")
 
     assert response.status_code == 202, response.content

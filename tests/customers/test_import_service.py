@@ -197,14 +197,14 @@ def test_customers_and_products_are_upserted(db, use_copy, tmp_path):
 def test_a_crash_half_way_leaves_nothing(monkeypatch, use_copy, tmp_path):
     path = messy_file(tmp_path)
     if use_copy:
-        real = services._copy_rows
+        monkeypatch.setattr(services, "IMPORT_CHUNK_ROWS", 100)  # several chunks staged
+        real = services._upsert_products_sql
 
-        def copy_then_crash(cursor, table, columns, values):
-            if table == "rfm_stage_transaction":  # customers and products are written by now
-                raise RuntimeError("disk full")
-            return real(cursor, table, columns, values)
+        def upsert_then_crash(cursor, table):
+            real(cursor, table)  # customers and products are written by now
+            raise RuntimeError("disk full")
 
-        monkeypatch.setattr(services, "_copy_rows", copy_then_crash)
+        monkeypatch.setattr(services, "_upsert_products_sql", upsert_then_crash)
     else:
         monkeypatch.setattr(services, "ORM_BATCH_SIZE", 50)
         real = Transaction.objects.bulk_create

@@ -344,3 +344,14 @@ def test_campaign_file_without_required_column_is_rejected():
     frame = pd.DataFrame({"customer_id": ["1"], "campaign": ["x"], "line": [2]})
     with pytest.raises(im.ImportFileError, match="treated, converted, sent_at"):
         im.validate_campaigns(frame)
+
+
+@pytest.mark.parametrize("chunk_rows", [None, 2])
+@pytest.mark.parametrize("at", [0, 1, 2, 3])
+def test_a_surplus_field_is_found_on_any_row_of_any_chunk(tmp_path, chunk_rows, at):
+    # pandas' C parser does not check the first row of each chunk (nor of the file) for surplus fields.
+    rows = [f"{i},7,S,,,2024-01-02,1,2,UK" for i in range(6)]
+    rows[at] += ",surplus"
+    path = write(tmp_path, "\n".join([PROJECT_HEADER, *rows]) + "\n")
+    with pytest.raises(im.ImportFileError, match=f"line {at + 2} has more fields than the header \\(9\\)"):
+        list(im.iter_table(path, chunk_rows=chunk_rows))
