@@ -643,14 +643,33 @@ def actions_from_transactions(bundle: ChurnModelBundle, transactions: pd.DataFra
                  float(p[0]) if days else None)
 
 
+def typical_order_values(X: pd.DataFrame) -> np.ndarray:
+    """:func:`typical_order_value` of every row at once."""
+    n = len(X)
+    zeros = np.zeros(n)
+    aov = X["avg_order_value"].to_numpy(np.float64) if "avg_order_value" in X else zeros
+    monetary = X["monetary"].to_numpy(np.float64) if "monetary" in X else zeros
+    frequency = X["frequency"].to_numpy(np.float64) if "frequency" in X else np.ones(n)
+    aov = np.where(aov <= 0, monetary / np.maximum(frequency, 1.0), aov)
+    return np.maximum(aov, 1.0)
+
+
 def actions_from_features(bundle: ChurnModelBundle, X: pd.DataFrame,
                           max_orders: int | None = None) -> dict[str, PurchasePlan]:
     """"k more orders now" for every row of a feature frame (no transactions at hand, e.g. the API's payload):
     ``apply_purchases`` gives exactly the features ``build_features`` would return with k orders of the usual
-    value placed just before the cut-off; re-scored in one batch per k."""
+    value placed just before the cut-off. Every candidate (each row × k = 1…K) is one row of a single frame,
+    re-scored by one ``predict_proba`` call."""
     n_max = bundle.max_extra_purchases if max_orders is None else max_orders
-    values = np.array([typical_order_value(row) for _, row in X.iterrows()])
+    n = len(X)
+    if not n:
+        return {}
+    values = typical_order_values(X)
     p0 = bundle.predict_proba(X)
-    risks = [bundle.predict_proba(apply_purchases(X, k, values)) for k in range(1, n_max + 1)]
-    return {str(cid): _plan(bundle, str(cid), float(p0[i]), 0, float(values[i]), [float(r[i]) for r in risks], None)
-            for i, cid in enumerate(X.index)}
+    risks = np.empty((n, 0))
+    if n_max > 0:
+        candidates = apply_purchases(X.iloc[np.tile(np.arange(n), n_max)], np.repeat(np.arange(1, n_max + 1), n),
+                                     np.tile(values, n_max))
+        risks = bundle.predict_proba(candidates).reshape(n_max, n).T
+    return {str(cid): _plan(bundle, str(cid), p, 0, v, r, None)
+            for cid, p, v, r in zip(X.index, p0.tolist(), values.tolist(), risks.tolist(), strict=True)}

@@ -1,9 +1,12 @@
 """SHAP explanations of the churn models as plain data (the portal draws them with Plotly).
 
-* Logistic baseline: ``shap.LinearExplainer`` on the model's own input space — the signed-log,
-  standardised features ``z`` — with an independent masker over the bundle's background sample.
-  Contributions are in log-odds: φ_j = w_j · (z_j − E[z_j]) and
-  ``base_value + Σ_j φ_j = intercept + w·z`` = the model's log-odds, exactly.
+* Logistic baseline: interventional SHAP on the model's own input space — the signed-log,
+  standardised features ``z`` — over the bundle's background sample. For a linear model that is
+  closed form, φ_j = w_j · (z_j − E_bg[z_j]) with ``base_value = intercept + w·E_bg[z]``, so
+  ``base_value + Σ_j φ_j = intercept + w·z`` = the model's log-odds, exactly. It is what
+  ``shap.LinearExplainer`` with an independent masker over the same background computes (same
+  operations; ``tests/churn/test_shap.py`` checks it against shap), one matrix expression for
+  every row instead of an explainer object.
 * Gradient-boosting challenger: ``shap.TreeExplainer`` (path-dependent TreeSHAP; for LightGBM
   shap delegates to LightGBM's own ``pred_contrib``). Contributions are in the raw margin, which
   for a binary log-loss booster is also log-odds: ``base_value + Σ φ = raw_score``.
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from churn.pipeline import openmp_threads_for
 from rfm_portal.customers.features import FEATURE_DOCS
 
 if TYPE_CHECKING:
@@ -62,18 +66,35 @@ class ShapExplanation:
         }
 
 
-def _explainer(bundle: ChurnModelBundle) -> Any:
-    import shap
+@dataclass(frozen=True)
+class LinearShap:
+    """Interventional SHAP of ``intercept + coef·z`` over a background: φ = (z − mean) · coef (log-odds)."""
 
+    coef: np.ndarray
+    intercept: float
+    mean: np.ndarray  # the background's mean in the model's input space z
+
+    @property
+    def expected_value(self) -> float:
+        return float(np.dot(self.coef, self.mean) + self.intercept)
+
+    def shap_values(self, Z: np.ndarray) -> np.ndarray:
+        return np.array(Z - self.mean) * self.coef
+
+
+def _explainer(bundle: ChurnModelBundle) -> Any:
+    """The bundle's explainer, built once per loaded bundle (not pickled)."""
     if bundle._explainer is not None:
         return bundle._explainer
     if bundle.kind == "logistic":
         pipe = bundle.estimator
         clf = pipe.named_steps["clf"]
         bg = pipe[:-1].transform(bundle.background[bundle.features].to_numpy(np.float64))
-        explainer = shap.LinearExplainer((clf.coef_[0].copy(), float(clf.intercept_[0])),
-                                         shap.maskers.Independent(bg, max_samples=len(bg)))
+        explainer: Any = LinearShap(coef=clf.coef_[0].copy(), intercept=float(clf.intercept_[0]),
+                                    mean=np.array(np.mean(bg, 0)).flatten())
     else:
+        import shap
+
         explainer = shap.TreeExplainer(bundle.estimator)
     bundle._explainer = explainer
     return explainer
@@ -94,7 +115,7 @@ def shap_explain(bundle: ChurnModelBundle, X: pd.DataFrame) -> ShapExplanation:
         base = _scalar(explainer.expected_value)
         space = "log-odds (signed-log, standardised inputs)"
     else:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), openmp_threads_for(len(M)):  # shap's additivity check predicts
             warnings.simplefilter("ignore")
             raw = explainer.shap_values(M if bundle.kind == "lightgbm" else M.to_numpy())
         if isinstance(raw, list):
@@ -121,31 +142,39 @@ def top_contributions(expl: ShapExplanation, k: int = 5) -> tuple[np.ndarray, np
     return idx, np.take_along_axis(expl.values, idx, axis=1)
 
 
-def explain_rows(bundle: ChurnModelBundle, X: pd.DataFrame, top_k: int = 5) -> list[dict[str, Any]]:
+def explain_rows(bundle: ChurnModelBundle, X: pd.DataFrame, top_k: int = 5,
+                 proba: np.ndarray | None = None) -> list[dict[str, Any]]:
     """Online explanation: per customer probability, band, base value and top-``k`` contributions.
 
     ``rest`` is the summed contribution of the other features, so
-    ``base_value + Σ contributions + rest`` = ``log_odds``.
+    ``base_value + Σ contributions + rest`` = ``log_odds``. ``proba`` is ``bundle.predict_proba(X)`` when the
+    caller already has it. The per-row work is only building the JSON-able dicts (from plain lists).
     """
     expl = shap_explain(bundle, X)
     idx, vals = top_contributions(expl, top_k)
-    out_logit = expl.output()
-    proba = bundle.predict_proba(X)
-    bands = bundle.bands.assign(proba)
+    out_logit = expl.output().tolist()
+    proba = bundle.predict_proba(X) if proba is None else proba
+    bands = bundle.bands.assign(proba).tolist()
+    rest = (expl.values.sum(axis=1) - vals.sum(axis=1)).tolist()
+    values = np.take_along_axis(expl.data, idx, axis=1).tolist()
+    described = [(name, FEATURE_DOCS.get(name, {}).get("label", name), FEATURE_DOCS.get(name, {}).get("kind", ""))
+                 for name in expl.feature_names]
+    base = expl.base_value
     result = []
-    for i, cid in enumerate(expl.index):
+    for cid, p, band, logit, row_idx, row_vals, row_values, row_rest in zip(
+            expl.index, np.asarray(proba, np.float64).tolist(), bands, out_logit, idx.tolist(), vals.tolist(), values,
+            rest, strict=True):
         contribs = []
-        for j, v in zip(idx[i], vals[i], strict=True):
-            name = expl.feature_names[j]
+        for j, v, value in zip(row_idx, row_vals, row_values, strict=True):
+            name, label, kind = described[j]
             contribs.append({
-                "feature": name, "label": FEATURE_DOCS.get(name, {}).get("label", name),
-                "kind": FEATURE_DOCS.get(name, {}).get("kind", ""), "value": float(expl.data[i, j]),
-                "contribution": float(v), "direction": "raises risk" if v > 0 else "lowers risk",
+                "feature": name, "label": label, "kind": kind, "value": value,
+                "contribution": v, "direction": "raises risk" if v > 0 else "lowers risk",
             })
         result.append({
-            "customer_id": cid, "probability": float(proba[i]), "risk_band": str(bands[i]),
-            "base_value": expl.base_value, "log_odds": float(out_logit[i]), "output_space": expl.output_space,
-            "contributions": contribs, "rest": float(expl.values[i].sum() - vals[i].sum()),
+            "customer_id": cid, "probability": p, "risk_band": str(band),
+            "base_value": base, "log_odds": logit, "output_space": expl.output_space,
+            "contributions": contribs, "rest": row_rest,
         })
     return result
 

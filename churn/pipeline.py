@@ -47,6 +47,8 @@ Risk bands: ``low < bands.low ≤ medium < bands.high ≤ high`` (defaults 0.3 /
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import io
 import pickle
 from dataclasses import asdict, dataclass, field, replace
@@ -297,6 +299,28 @@ def make_challenger(config: ChurnConfig | None = None, features: list[str] | Non
 # the bundle: what is stored as the model artifact and served online
 # ---------------------------------------------------------------------------------------------
 
+SMALL_BATCH = 20_000  # below this many rows the tree models predict on one thread
+
+
+@functools.cache
+def _threadpool_controller() -> Any:
+    from threadpoolctl import ThreadpoolController
+
+    return ThreadpoolController()
+
+
+def openmp_threads_for(n_rows: int) -> Any:
+    """One OpenMP thread for a small batch, else a no-op context.
+
+    HistGradientBoosting predicts tree by tree, each in an OpenMP parallel region over the rows: on a tiny
+    (online) batch the 200 fork/joins cost more than the work, and on a busy machine every one of them waits for
+    a second core (a single row took ~1 s under load).
+    """
+    if n_rows >= SMALL_BATCH:
+        return contextlib.nullcontext()
+    return _threadpool_controller().limit(limits=1, user_api="openmp")
+
+
 
 @dataclass
 class ChurnModelBundle:
@@ -346,9 +370,10 @@ class ChurnModelBundle:
             return self.estimator.decision_function(M.to_numpy())
         if self.kind == "lightgbm":  # the booster directly: no per-call pandas validation overhead
             # one thread for small batches: OpenMP start-up dominates tiny (online) predictions
-            threads = 1 if len(M) < 20_000 else 0
+            threads = 1 if len(M) < SMALL_BATCH else 0
             return self.estimator.booster_.predict(M.to_numpy(), raw_score=True, num_threads=threads)
-        return self.estimator.decision_function(M.to_numpy())
+        with openmp_threads_for(len(M)):
+            return self.estimator.decision_function(M.to_numpy())
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """P(churn within ``horizon_days``) per row."""

@@ -8,8 +8,8 @@ import re
 import pandas as pd
 import pytest
 
-from churn.counterfactual import actions_from_features, actions_from_transactions
-from rfm_portal.customers.features import build_features
+from churn.counterfactual import actions_from_features, actions_from_transactions, typical_order_value
+from rfm_portal.customers.features import apply_purchases, build_features
 
 DAYS = 30
 
@@ -91,3 +91,36 @@ def test_orders_now_from_features_match_the_transactions(trained, synthetic, X):
             stated = _rescore(bundle, synthetic, cid, _orders(cid, action.orders, action.order_value, at),
                               synthetic.cutoff)
             assert action.risk_after == pytest.approx(stated, abs=1e-6)
+
+
+@pytest.mark.parametrize("kind", ["logistic", "lightgbm"])
+def test_all_rows_at_once_equal_the_row_by_row_search(trained, synthetic, X, kind):
+    """actions_from_features scores every (customer, k) candidate in one call; a plain per-customer loop (each
+    customer's own frame, one re-scoring per k) states the same risks and picks the same action."""
+    bundle = trained.holdout_models[kind]
+    sample = X.iloc[::10]
+    p0 = bundle.predict_proba(sample)
+    assert (p0 >= bundle.threshold).sum() >= 50 and (p0 < bundle.threshold).sum() >= 50
+    plans = actions_from_features(bundle, sample)
+    assert list(plans) == [str(cid) for cid in sample.index]
+    for cid in sample.index:
+        row = sample.loc[[cid]]
+        value = typical_order_value(sample.loc[cid])
+        risks = [float(bundle.predict_proba(apply_purchases(row, k, value))[0])
+                 for k in range(1, bundle.max_extra_purchases + 1)]
+        plan = plans[str(cid)]
+        assert plan.risk == pytest.approx(float(bundle.predict_proba(row)[0]), abs=1e-12)
+        assert plan.order_value == value
+        shown = {}
+        for k, risk in enumerate(risks, start=1):
+            shown.setdefault(f"{risk:.0%}", (k, risk))  # the smallest k of each visible outcome
+        assert [(a.orders, a.risk_after) for a in plan.actions] == [
+            (k, pytest.approx(r, abs=1e-12)) for k, r in shown.values()]
+        below = [k for k, r in shown.values() if r < bundle.threshold]
+        assert plan.best.orders == (below[0] if below else min(shown.values(), key=lambda kr: kr[1])[0])
+    # the chosen action of the risky ones, re-scored through the transactions and build_features
+    for cid in sample.index[p0 >= bundle.threshold][:10]:
+        best = plans[str(cid)].best
+        at = [synthetic.cutoff - pd.Timedelta(microseconds=1)] * best.orders
+        stated = _rescore(bundle, synthetic, cid, _orders(cid, best.orders, best.order_value, at), synthetic.cutoff)
+        assert best.risk_after == pytest.approx(stated, abs=1e-6)

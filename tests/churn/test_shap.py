@@ -37,6 +37,27 @@ def test_linear_shap_equals_w_times_centred_z(trained, X):
     assert expl.base_value == pytest.approx(pipe.named_steps["clf"].intercept_[0] + w @ zbg.mean(axis=0))
 
 
+def test_closed_form_linear_shap_equals_shap_linear_explainer(trained, X):
+    """The closed form replaced shap.LinearExplainer (independent masker over the same background): same numbers."""
+    import shap
+
+    bundle = ChurnModelBundle.from_bytes(trained.holdout_models["logistic"].to_bytes())
+    pipe = bundle.estimator
+    clf = pipe.named_steps["clf"]
+    bg = pipe[:-1].transform(bundle.background[bundle.features].to_numpy(np.float64))
+    reference = shap.LinearExplainer((clf.coef_[0].copy(), float(clf.intercept_[0])),
+                                     shap.maskers.Independent(bg, max_samples=len(bg)))
+    z = pipe[:-1].transform(X[bundle.features].to_numpy(np.float64))
+    expl = shap_explain(bundle, X)
+    np.testing.assert_allclose(expl.values, reference.shap_values(z), rtol=0, atol=1e-9)
+    assert expl.base_value == pytest.approx(float(np.atleast_1d(reference.expected_value)[-1]), abs=1e-9)
+    rows = explain_rows(bundle, X.iloc[:40], top_k=len(bundle.features))
+    for i, row in enumerate(rows):
+        by_feature = {c["feature"]: c["contribution"] for c in row["contributions"]}
+        ref = dict(zip(bundle.features, reference.shap_values(z[i:i + 1])[0], strict=True))
+        assert by_feature == pytest.approx(ref, abs=1e-9)
+
+
 @pytest.mark.parametrize("kind", ["logistic", "lightgbm"])
 def test_explain_rows_top_k_plus_rest_is_the_log_odds(trained, X, kind):
     bundle = trained.holdout_models[kind]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from rest_framework.test import APIClient
@@ -100,6 +102,18 @@ def test_explain_adds_up_and_gives_a_counterfactual_below_threshold(trained, api
     assert len(e["contributions"]) == 3
     assert e["base_value"] + sum(c["contribution"] for c in e["contributions"]) + e["rest"] == pytest.approx(
         e["log_odds"], abs=1e-9)
+
+
+def test_explained_answers_are_exactly_what_the_output_serializer_documents(trained, api_client):
+    """explain=true skips PredictChurnOutputSerializer (cost); running it through the serializer changes nothing."""
+    champion, _ = trained
+    ids = list(ChurnScore.objects.filter(model_version=champion).values_list("customer__external_id", flat=True)[:30])
+    for body in ({"features": [_record(), _record(recency_days=1.0, gap_ratio=0.02, purchases_90d=4)], "explain": True},
+                 {"customer_ids": [*ids, "nobody"], "explain": True}):
+        answer = api_client.post(URL, body, format="json").json()
+        assert answer["count"] >= 2 and all("explanation" in row for row in answer["results"])
+        assert any(row["counterfactual"] for row in answer["results"])
+        assert json.loads(json.dumps(api.PredictChurnOutputSerializer(answer).data)) == answer
 
 
 def test_low_risk_customer_needs_no_counterfactual(trained, api_client):
