@@ -185,7 +185,8 @@ def process_chunk(chunk_id: int) -> str:
                 scorer = scorer_for(mv.kind)
                 pks = list(Customer.objects.filter(pk__range=(first, last)).order_by("pk").values_list("pk", flat=True))
                 scored = scorer.score(mv, load_version(mv), pks, run.params) if pks else None
-                scorer.score_model.objects.filter(model_version=mv, customer_id__gte=first, customer_id__lte=last).delete()
+                old = scorer.score_model.objects.filter(model_version=mv, customer_id__gte=first, customer_id__lte=last)
+                old.delete()
                 written = 0
                 if scored is not None:
                     ids = scored.columns["customer_id"]
