@@ -70,8 +70,8 @@ ScoreFunction = Callable[[ModelVersion, Any, list[int], dict[str, Any]], ScoredC
 class ChunkScorer:
     """How one model kind scores a chunk of customers and where its rows go.
 
-    ``pk_align``: chunk boundaries fall on multiples of it, for scorers whose random draws are seeded
-    per block of pks (CLTV), so any chunking gives the same rows. ``params``: the run parameters of a
+    ``pk_align(version)``: chunk boundaries fall on multiples of it, for scorers whose random draws are
+    seeded per block of pks (CLTV), so any chunking gives the same rows. ``params``: the run parameters of a
     plain "score all customers" run of a version (a training passes its own).
     """
 
@@ -79,7 +79,7 @@ class ChunkScorer:
     score_model: type[models.Model]
     score: ScoreFunction
     params: Callable[[ModelVersion], dict[str, Any]] = lambda mv: {}
-    pk_align: int = 1
+    pk_align: Callable[[ModelVersion], int] = lambda mv: 1
 
 
 _SCORERS: dict[str, ChunkScorer] = {}
@@ -146,7 +146,7 @@ def plan_run(mv: ModelVersion, params: dict[str, Any] | None = None, *, chunk_si
     size = int(chunk_size or getattr(settings, "SCORING_CHUNK_SIZE", DEFAULT_CHUNK_SIZE))
     if size < 1:
         raise ValueError("chunk_size must be at least 1")
-    bounds = chunk_bounds(size, scorer.pk_align)
+    bounds = chunk_bounds(size, max(1, int(scorer.pk_align(mv))))
     run_params = {"scored_at": timezone.now().isoformat(), **(params or {})}
     with transaction.atomic():
         run = ScoringRun.objects.create(
