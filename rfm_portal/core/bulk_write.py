@@ -7,8 +7,7 @@ column, by the field's type, the way the ORM would store them:
 
 - ``JSONField``: ``json.dumps`` (the field's encoder, if it has one) of plain lists/dicts/numbers;
   NaN and infinity are refused by PostgreSQL, as through the ORM;
-- ``DecimalField``: ``Decimal`` quantised to the field's decimal places (floats via their shortest
-  repr, strings as written);
+- ``DecimalField``: the field's ``to_python`` (as the ORM), rounded to the column's scale by PostgreSQL;
 - arrays (``ArrayField``), dates, aware datetimes, numbers, text, booleans: as given; ``None`` is NULL.
 
 Embedded mode (SQLite) keeps ``bulk_create``, in batches, with the same values.
@@ -48,14 +47,11 @@ def _json_encoder(field: models.JSONField):
 
 
 def _decimal_encoder(field: models.DecimalField):
-    quantum = Decimal(1).scaleb(-field.decimal_places)
+    """The field's own conversion (floats to max_digits significant digits, as the ORM does); the
+    column's numeric(p, s) then rounds to its scale on input, as for an INSERT."""
 
     def encode(value: Any) -> Decimal | None:
-        if value is None:
-            return None
-        if isinstance(value, float):
-            value = repr(value)
-        return Decimal(value).quantize(quantum)
+        return None if value is None else field.to_python(value)
 
     return encode
 
