@@ -318,7 +318,7 @@ def train_cltv_model(
     params = {
         "observation_end": obs_excl.isoformat(),
         "calibration_end": cal_excl.isoformat() if cal_excl else None,
-        "simulation_block": int(getattr(settings, "CLTV_SIMULATION_BLOCK", SIMULATION_BLOCK)),
+        "simulation_block": int(settings.CLTV_SIMULATION_BLOCK),
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
     }
     mv = registry.start_model_version(KIND, params, user=user, data_cutoff=_midnight(obs_excl))

@@ -41,7 +41,6 @@ from .services import load_version
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_CHUNK_SIZE = 10_000
 POLL_SECONDS = 0.2
 
 
@@ -143,7 +142,7 @@ def chunk_bounds(chunk_size: int, pk_align: int = 1) -> list[tuple[int, int, int
 def plan_run(mv: ModelVersion, params: dict[str, Any] | None = None, *, chunk_size: int | None = None,
              job=None) -> ScoringRun:
     scorer = scorer_for(mv.kind)
-    size = int(chunk_size or getattr(settings, "SCORING_CHUNK_SIZE", DEFAULT_CHUNK_SIZE))
+    size = int(chunk_size or settings.SCORING_CHUNK_SIZE)
     if size < 1:
         raise ValueError("chunk_size must be at least 1")
     bounds = chunk_bounds(size, max(1, int(scorer.pk_align(mv))))
