@@ -35,7 +35,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-PG_ADMIN_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+
+from serving_load_bench import PG_ADMIN_URL, recreate_database  # noqa: E402 - bench/ is on sys.path as the script's dir
+
 DATABASE = "rfm_scoring_bench"
 CONN_LIMIT = 12
 KINDS = ("cltv", "churn", "uplift")
@@ -44,18 +46,6 @@ JOB_TIMEOUT = 3600
 
 def loadavg() -> float:
     return float(Path("/proc/loadavg").read_text().split()[0])
-
-
-def recreate_database(name: str, conn_limit: int) -> str:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_URL, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        exists = conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", [name]).fetchone()
-        verb = "ALTER" if exists else "CREATE"
-        conn.execute(f'{verb} ROLE "{name}" LOGIN NOSUPERUSER CONNECTION LIMIT {int(conn_limit)}')
-        conn.execute(f'CREATE DATABASE "{name}" OWNER "{name}"')
-    return f"postgres://{name}@127.0.0.1:5432/{name}"
 
 
 def drop_database(name: str) -> None:
