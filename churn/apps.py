@@ -47,3 +47,9 @@ class ChurnConfig(AppConfig):
         from .table import CONTRIBUTION as TABLE_CONTRIBUTION
 
         register_table_contribution(TABLE_CONTRIBUTION)
+
+        from rfm_portal.mlops.scoring import register_scorer
+
+        from .services import SCORER
+
+        register_scorer(SCORER)

@@ -20,10 +20,8 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from django.db import transaction
 from django.db.models import FloatField, Max
 from django.db.models.functions import Cast
-from django.utils import timezone
 
 from churn.explain import shap_explain, top_contributions
 from churn.models import ChurnScore
@@ -41,6 +39,7 @@ from rfm_portal.customers.features import FEATURE_COLUMNS, FEATURE_DOCS, build_f
 from rfm_portal.customers.models import Customer, Transaction
 from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
+from rfm_portal.mlops.scoring import ChunkScorer, ScoredChunk, rows_written, score_all_customers
 from rfm_portal.mlops.services import (
     complete_model_version,
     fail_model_version,
@@ -53,7 +52,6 @@ logger = logging.getLogger(__name__)
 
 KIND = "churn"
 CHALLENGER_KIND = "churn_challenger"
-SCORE_BATCH = 5000
 TOP_K = 3
 
 __all__ = ["CHALLENGER_KIND", "KIND", "ChurnError", "score_features", "train_churn_model"]
@@ -216,9 +214,10 @@ def train_churn_model(
 ) -> list[ModelVersion]:
     """Backtest both models, register both, promote the champion and store its per-customer scores.
 
-    Returns ``[champion (kind churn, active), challenger (kind churn_challenger, ready)]``. Any
-    error marks the versions started here failed and re-raises; the previously active version and
-    its scores are untouched (scores are written in one transaction with the promotion).
+    Returns ``[champion (kind churn, active), challenger (kind churn_challenger, ready)]``. Scores are
+    written in chunks shared with the Celery workers (``mlops.scoring``) before the promotion. Any
+    error marks the versions started here failed, deletes their score rows and re-raises; the
+    previously active version and its scores are untouched.
     """
     progress = reporter or _Silent()
     cfg = config or ChurnConfig(horizon_days=horizon_days)
@@ -268,9 +267,8 @@ def train_churn_model(
         mv.params = {**mv.params, "model_kind": result.champion, "features": list(result.bundle.features)}
         mv.save(update_fields=["params"])
         _register(KIND, result.bundle, mv, metrics, model_card_text(result, cfg, "champion", result.champion))
-        with transaction.atomic():
-            n = write_scores(mv, result.bundle, X, progress)
-            promote(mv)
+        n = rows_written(score_all_customers(mv, progress=progress, span=(55, 95)))
+        promote(mv)
         progress.report(100, f"v{mv.version} active: {n:,} customers scored")
     except Exception as error:
         for started_mv in started:
@@ -308,28 +306,29 @@ def score_features(bundle: ChurnModelBundle, X: pd.DataFrame, top_k: int = TOP_K
     return out
 
 
-def _feature_record(row: tuple) -> dict[str, float]:
-    return {name: float(value) for name, value in zip(FEATURE_COLUMNS, row, strict=True)}
+def score_columns(bundle: ChurnModelBundle, X: pd.DataFrame, scored_at: dt.datetime) -> dict[str, list]:
+    """``ChurnScore`` columns for featurised customers (``X`` indexed by customer pk), for ``copy_rows``."""
+    scored = score_features(bundle, X)
+    return {
+        "customer_id": X.index.to_numpy(dtype=np.int64).tolist(),
+        "probability": [s["probability"] for s in scored],
+        "risk_band": [s["risk_band"] for s in scored],
+        "top_contributions": [s["contributions"] for s in scored],
+        "features": X[list(FEATURE_COLUMNS)].astype(float).to_dict(orient="records"),
+        "scored_at": [scored_at] * len(X),
+    }
 
 
-def write_scores(mv: ModelVersion, bundle: ChurnModelBundle, X: pd.DataFrame,
-                 progress: ProgressReporter | None = None) -> int:
-    """Store one ``ChurnScore`` per featurised customer (``X`` indexed by customer pk)."""
-    progress = progress or _Silent()
-    now = timezone.now()
-    total = len(X)
-    for start in range(0, total, SCORE_BATCH):
-        chunk = X.iloc[start:start + SCORE_BATCH]
-        scored = score_features(bundle, chunk)
-        rows = chunk[list(FEATURE_COLUMNS)].itertuples(index=False, name=None)
-        ChurnScore.objects.bulk_create([
-            ChurnScore(customer_id=int(pk), model_version=mv, probability=s["probability"], risk_band=s["risk_band"],
-                       top_contributions=s["contributions"], features=_feature_record(r), scored_at=now)
-            for pk, s, r in zip(chunk.index, scored, rows, strict=True)
-        ], batch_size=2000)
-        done = min(start + SCORE_BATCH, total)
-        progress.report(55 + 40 * done // max(total, 1), f"{done:,} of {total:,} customers scored")
-    return total
+def score_chunk(mv: ModelVersion, bundle: ChurnModelBundle, customer_pks: list[int],
+                params: dict[str, Any]) -> ScoredChunk:
+    """One chunk of batch scoring: these customers' features as of the version's cut-off, scored."""
+    X = features_for_customers(customer_pks, mv.data_cutoff)
+    columns = score_columns(bundle, X, dt.datetime.fromisoformat(params["scored_at"]))
+    bands = pd.Series(columns["risk_band"], dtype=object).value_counts()
+    return ScoredChunk(columns, {"risk_bands": {str(b): int(n) for b, n in bands.items()}})
+
+
+SCORER = ChunkScorer(kind=KIND, score_model=ChurnScore, score=score_chunk)
 
 
 def features_from_scores(scores: list[ChurnScore]) -> pd.DataFrame:

@@ -1152,3 +1152,82 @@ def holdout_group_performance(cal_holdout: pd.DataFrame, fit: ModelFit, grouping
     return group_metrics(abs_aggregate_error, len(x), groupings, rule,
                          extras={"mae": mean_of(np.abs(pred - actual)), "mean_predicted": mean_of(pred),
                                  "mean_actual": mean_of(actual)})
+
+
+# ---------------------------------------------------------------------------------------------
+# batch scoring in chunks: the same rows whatever the chunks
+# ---------------------------------------------------------------------------------------------
+
+SIMULATION_BLOCK = 1_000  # customer pks per independently seeded block of simulation draws
+
+
+@dataclass
+class BlockScores:
+    """``score_in_pk_blocks`` output: per-customer scores and the cohort sums chunks add up."""
+
+    scores: pd.DataFrame  # score_frame columns with uncertainty, indexed like the summary
+    cohort_customers: dict[str, int]  # "YYYY-MM" -> customers
+    cohort_expected_clv: dict[str, float]  # "YYYY-MM" -> sum of closed-form CLV
+    cohort_draws: dict[str, np.ndarray]  # "YYYY-MM" -> (n_draws,) sum of simulated CLV over its customers
+
+
+def score_in_pk_blocks(
+    bundle: CLTVModelBundle, summary: pd.DataFrame, *, block: int = SIMULATION_BLOCK, cohort_freq: str = "M"
+) -> BlockScores:
+    """Scores of customers indexed by integer id (sorted), with the simulation seeded per block of ids.
+
+    Customers ``[k·block, (k+1)·block)`` draw from the generator seeded ``(bundle.seed, k)``, so a
+    customer's simulated P10/P50/P90 depend on the block, never on which chunk of customers is being
+    scored: chunks that start on a multiple of ``block`` give exactly the rows of one big run. The
+    closed forms are per customer anyway. Cohort draw sums are additive over chunks (draws of one
+    index add across customers, as in ``score_with_cohorts``).
+    """
+    ids = summary.index.to_numpy(dtype=np.int64)
+    if len(ids) and np.any(np.diff(ids) <= 0):
+        raise ValueError("customers must be sorted by id, without repeats")
+    scores = score_frame(bundle, summary, with_uncertainty=False)
+    x, tx, T, m = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value"))
+    cohort = pd.to_datetime(summary["first_purchase"]).dt.to_period(cohort_freq)
+    codes, labels = pd.factorize(cohort, sort=True)
+    q = (0.1, 0.5, 0.9)
+    quantiles, mean = np.empty((len(ids), len(q))), np.empty(len(ids))
+    draws = np.zeros((len(labels), bundle.n_draws))
+    blocks = ids // int(block)
+    starts = np.flatnonzero(np.r_[True, blocks[1:] != blocks[:-1]]) if len(ids) else np.array([], dtype=np.int64)
+    for lo, hi in zip(starts, np.r_[starts[1:], len(ids)], strict=True):
+        rows = slice(int(lo), int(hi))
+        sim = simulate_clv(
+            bundle.model, bundle.params, bundle.gamma_gamma, x[rows], tx[rows], T[rows], m[rows],
+            scores["p_alive"].to_numpy()[rows], bundle.steps(), margin=bundle.margin, n_draws=bundle.n_draws,
+            seed=[int(bundle.seed), int(blocks[lo])], q=q, groups=codes[rows], n_groups=len(labels),
+        )  # fmt: skip
+        quantiles[rows], mean[rows] = sim.quantiles, sim.mean
+        draws += sim.group_draws
+    for i, level in enumerate(q):
+        scores[f"clv_p{round(level * 100)}"] = quantiles[:, i]
+    scores["clv_sim_mean"] = mean
+    names = [str(label) for label in labels]
+    clv = scores["clv"].to_numpy()
+    return BlockScores(
+        scores=scores,
+        cohort_customers=dict(zip(names, np.bincount(codes, minlength=len(names)).tolist(), strict=True)),
+        cohort_expected_clv=dict(zip(names, np.bincount(codes, weights=clv, minlength=len(names)).tolist(),
+                                     strict=True)),
+        cohort_draws=dict(zip(names, draws, strict=True)),
+    )
+
+
+def cohort_table(customers: Mapping[str, int], expected_clv: Mapping[str, float],
+                 draws: Mapping[str, np.ndarray], cohort_freq: str = "M") -> pd.DataFrame:
+    """The cohort band (as ``score_with_cohorts``' table) from cohort sums added up over chunks."""
+    names = sorted(customers)
+    sims = np.array([np.asarray(draws[n], dtype=float) for n in names]).reshape(len(names), -1)
+    return pd.DataFrame({
+        "cohort": pd.PeriodIndex(names, freq=cohort_freq).to_timestamp(),
+        "customers": [int(customers[n]) for n in names],
+        "expected_clv": [float(expected_clv[n]) for n in names],
+        "simulated_mean": sims.mean(axis=1) if len(names) else [],
+        "p10": np.quantile(sims, 0.1, axis=1) if len(names) else [],
+        "p50": np.quantile(sims, 0.5, axis=1) if len(names) else [],
+        "p90": np.quantile(sims, 0.9, axis=1) if len(names) else [],
+    })

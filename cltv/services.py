@@ -20,22 +20,24 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from django.db import transaction
+from django.conf import settings
 from django.db.models import BooleanField, ExpressionWrapper, Max, Q, Sum
 from django.db.models.functions import TruncDate
 
 from cltv.pipeline import (
+    SIMULATION_BLOCK,
     CLTVConfig,
     CLTVModelBundle,
     CLTVTraining,
     ModelFit,
     calibration_vs_holdout,
+    cohort_table,
     expected_clv,
     fit_gamma_gamma,
     frequency_recency_matrices,
     holdout_group_performance,
     period_transactions,
-    score_with_cohorts,
+    score_in_pk_blocks,
     train_cltv,
 )
 from cltv.summary import summary_from_transactions
@@ -45,12 +47,12 @@ from rfm_portal.mlops import services as registry
 from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.progress import JobReporter
+from rfm_portal.mlops.scoring import ChunkScorer, ScoredChunk, chunk_summaries, score_all_customers
 
 from .models import CLTVScore
 
 KIND = "cltv"
 DEFAULT_MARGIN = 1.0  # CLV in revenue terms unless the analyst states a margin
-SCORE_BATCH = 5_000
 
 
 class CLTVTrainingError(RuntimeError):
@@ -214,41 +216,65 @@ def registry_safe(obj: Any) -> Any:
     return obj
 
 
-def _write_scores(mv: ModelVersion, scores: pd.DataFrame, summary: pd.DataFrame) -> int:
-    rows = []
-    first = pd.to_datetime(summary["first_purchase"]).dt.date
-    for cid, s, x, tx, T, m, fp in zip(
-        scores.index,
-        scores.itertuples(index=False),
-        summary["frequency"],
-        summary["recency"],
-        summary["T"],
-        summary["monetary_value"],
-        first,
-        strict=True,
-    ):
-        rows.append(
-            CLTVScore(
-                customer_id=int(cid),
-                model_version=mv,
-                first_purchase=fp,
-                frequency=int(x),
-                recency=float(tx),
-                T=float(T),
-                monetary=float(m),
-                p_alive=float(s.p_alive),
-                expected_purchases_30d=float(s.expected_purchases_30d),
-                expected_purchases_90d=float(s.expected_purchases_90d),
-                expected_purchases_365d=float(s.expected_purchases_365d),
-                expected_aov=float(s.expected_aov),
-                clv=float(s.clv),
-                clv_p10=float(s.clv_p10),
-                clv_p50=float(s.clv_p50),
-                clv_p90=float(s.clv_p90),
-            )
-        )
-    CLTVScore.objects.bulk_create(rows, batch_size=SCORE_BATCH)
-    return len(rows)
+SCORE_COLUMNS = ("p_alive", "expected_purchases_30d", "expected_purchases_90d", "expected_purchases_365d",
+                 "expected_aov", "clv", "clv_p10", "clv_p50", "clv_p90")
+
+
+def score_columns(summary: pd.DataFrame, scores: pd.DataFrame) -> dict[str, list]:
+    """``CLTVScore`` columns (customer pk index) for ``copy_rows``."""
+    return {
+        "customer_id": summary.index.to_numpy(dtype=np.int64).tolist(),
+        "first_purchase": pd.to_datetime(summary["first_purchase"]).dt.date.tolist(),
+        "frequency": summary["frequency"].to_numpy().astype(np.int64).tolist(),
+        "recency": summary["recency"].to_numpy(dtype=float).tolist(),
+        "T": summary["T"].to_numpy(dtype=float).tolist(),
+        "monetary": summary["monetary_value"].to_numpy(dtype=float).tolist(),
+        **{name: scores[name].to_numpy(dtype=float).tolist() for name in SCORE_COLUMNS},
+    }
+
+
+def _simulation_block(mv: ModelVersion) -> int:
+    return int(mv.params.get("simulation_block") or SIMULATION_BLOCK)
+
+
+def score_chunk(mv: ModelVersion, bundle: CLTVModelBundle, customer_pks: list[int],
+                params: dict[str, Any]) -> ScoredChunk:
+    """One chunk of batch scoring: these customers' summaries as of the version's observation end, scored
+    (simulation seeded per block of pks, so chunking does not change a row), plus their cohort sums."""
+    obs_excl = date.fromisoformat(mv.params["observation_end"])
+    frame = transaction_days(before=obs_excl, customer_ids=customer_pks)
+    if frame.empty:
+        return ScoredChunk({"customer_id": []})
+    summary = summary_from_transactions(frame, obs_excl - timedelta(days=1), unit=bundle.unit,  # type: ignore[arg-type]
+                                        returns=mv.params.get("returns", "net")).sort_index()
+    result = score_in_pk_blocks(bundle, summary, block=_simulation_block(mv))
+    return ScoredChunk(score_columns(summary, result.scores), {
+        "cohort_customers": result.cohort_customers,
+        "cohort_expected_clv": result.cohort_expected_clv,
+        "cohort_draws": {k: v.tolist() for k, v in result.cohort_draws.items()},
+    })
+
+
+SCORER = ChunkScorer(kind=KIND, score_model=CLTVScore, score=score_chunk, pk_align=_simulation_block)
+
+
+def _cohort_metrics(summaries: list[dict[str, Any]]) -> dict[str, Any]:
+    """The cohort band and total CLV from the chunks' cohort sums."""
+    customers: dict[str, int] = {}
+    expected: dict[str, float] = {}
+    draws: dict[str, np.ndarray] = {}
+    for summary in summaries:
+        for name, n in summary.get("cohort_customers", {}).items():
+            customers[name] = customers.get(name, 0) + int(n)
+            expected[name] = expected.get(name, 0.0) + float(summary["cohort_expected_clv"][name])
+            chunk_draws = np.asarray(summary["cohort_draws"][name], dtype=float)
+            draws[name] = draws[name] + chunk_draws if name in draws else chunk_draws
+    cohorts = cohort_table(customers, expected, draws)
+    cohorts["cohort"] = cohorts["cohort"].dt.date.astype(str)
+    return {
+        "cohorts": registry_safe(cohorts.to_dict(orient="records")),
+        "total_clv": float(sum(expected.values())),
+    }
 
 
 def train_cltv_model(
@@ -292,6 +318,7 @@ def train_cltv_model(
     params = {
         "observation_end": obs_excl.isoformat(),
         "calibration_end": cal_excl.isoformat() if cal_excl else None,
+        "simulation_block": int(settings.CLTV_SIMULATION_BLOCK),
         **{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(config).items()},
     }
     mv = registry.start_model_version(KIND, params, user=user, data_cutoff=_midnight(obs_excl))
@@ -316,21 +343,17 @@ def train_cltv_model(
         metrics["group_performance"] = registry_safe(holdout_group_performance(  # per country / RFM segment
             training.cal_holdout, training.comparison.fits[training.comparison.chosen],
             group_labels(training.cal_holdout.index, _midnight(cal_excl))))
-        progress(70, "Scoring customers (with P10/P50/P90 simulation)")
-        scores, cohorts = score_with_cohorts(training.bundle, training.summary)
-        metrics["cohorts"] = registry_safe(
-            cohorts.assign(cohort=cohorts["cohort"].dt.date.astype(str)).to_dict(orient="records")
-        )
-        metrics["total_clv"] = float(scores["clv"].sum())
-        progress(85, f"Writing {len(scores):,} scores")
         path, _sha = registry.write_artifact(KIND, mv.version, training.bundle)
-        with transaction.atomic():
-            _write_scores(mv, scores, training.summary)
-            registry.complete_model_version(mv, metrics, path, _model_card(training, metrics))
+        registry.complete_model_version(mv, metrics, path, _model_card(training, metrics))
+        progress(70, f"Scoring {len(training.summary):,} customers (with P10/P50/P90 simulation)")
+        run = score_all_customers(mv, progress=reporter, span=(70, 95))
+        mv.metrics = {**metrics, **_cohort_metrics(chunk_summaries(run))}
+        mv.save(update_fields=["metrics"])
         progress(95, "Promoting")
         registry.promote(mv)
     except Exception as exc:
         registry.fail_model_version(mv, f"{type(exc).__name__}: {exc}\n{traceback.format_exc()}")
+        CLTVScore.objects.filter(model_version=mv).delete()
         raise
     progress(100, f"v{mv.version} active")
     mv.refresh_from_db()

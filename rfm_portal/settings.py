@@ -398,3 +398,8 @@ MIDDLEWARE.insert(MIDDLEWARE.index("axes.middleware.AxesMiddleware"),
 # on generated data it changed held-out Qini by +0.0002 / -0.0005 and churn AUC by < 0.001
 # (bench/country_input_bench.py); the churn, CLTV and lookalike models never use country.
 MODELS_USE_COUNTRY = env_bool("MODELS_USE_COUNTRY", False)
+
+# Batch scoring (rfm_portal/mlops/scoring.py): customers per chunk a Celery worker scores and writes in one
+# transaction; CLTV's simulation draws are seeded per block of this many customer ids (chunks align to it).
+SCORING_CHUNK_SIZE = int(os.environ.get("SCORING_CHUNK_SIZE", 10_000))
+CLTV_SIMULATION_BLOCK = int(os.environ.get("CLTV_SIMULATION_BLOCK", 1_000))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import logging
-from decimal import Decimal
 from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from django.db import connection, transaction
+from django.db import transaction
 
+from rfm_portal.core.bulk_write import copy_rows
 from rfm_portal.mlops.models import Job, ModelVersion
 from rfm_portal.mlops.services import (
     complete_model_version,
@@ -41,7 +41,6 @@ logger = logging.getLogger(__name__)
 
 KIND = selectors.KIND
 TRANSFORM = "log1p (monetary clipped at 0) + standardise; K-Means (k-means++, fixed seed)"
-BATCH_SIZE = 5000
 PARETO_POINTS = 201
 RANDOM_STATE = 0
 
@@ -249,12 +248,6 @@ def _model_card(mv: ModelVersion, metrics: dict[str, Any], cutoff: pd.Timestamp)
 # --- Score rows -----------------------------------------------------------------------------
 
 
-SCORE_FIELDS = (
-    "model_version_id", "customer_id", "recency_days", "frequency", "monetary", "first_purchase", "last_purchase",
-    "r_score", "f_score", "m_score", "rfm_code", "segment", "cluster", "cluster_name",
-)  # fmt: skip
-
-
 def _score_columns(mv: ModelVersion, scored: pd.DataFrame, clustering: ClusteringResult) -> dict[str, list]:
     names = np.asarray(clustering.names, dtype=object)
     n = len(scored)
@@ -263,7 +256,7 @@ def _score_columns(mv: ModelVersion, scored: pd.DataFrame, clustering: Clusterin
         "customer_id": scored["customer_id"].astype(np.int64).tolist(),
         "recency_days": scored["recency_days"].astype(np.int64).tolist(),
         "frequency": scored["frequency"].astype(np.int64).tolist(),
-        "monetary": [f"{v:.4f}" for v in scored["monetary"].to_numpy(dtype=np.float64)],
+        "monetary": [f"{v:.4f}" for v in scored["monetary"].to_numpy(dtype=np.float64)],  # as the ORM rounds
         "first_purchase": pd.DatetimeIndex(scored["first_purchase"]).to_pydatetime().tolist(),
         "last_purchase": pd.DatetimeIndex(scored["last_purchase"]).to_pydatetime().tolist(),
         "r_score": scored["r_score"].astype(np.int64).tolist(),
@@ -277,30 +270,10 @@ def _score_columns(mv: ModelVersion, scored: pd.DataFrame, clustering: Clusterin
 
 
 def _store_scores(mv: ModelVersion, scored: pd.DataFrame, clustering: ClusteringResult) -> int:
-    """Write one RFMScore per customer in one transaction: COPY on PostgreSQL, bulk_create in
-    batches elsewhere."""
-    columns = _score_columns(mv, scored, clustering)
-    rows = list(zip(*(columns[f] for f in SCORE_FIELDS), strict=True))
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            table = connection.ops.quote_name(RFMScore._meta.db_table)
-            cols = ", ".join(
-                connection.ops.quote_name(RFMScore._meta.get_field(f.removesuffix("_id")).column)
-                if f.endswith("_id")
-                else connection.ops.quote_name(f)
-                for f in SCORE_FIELDS
-            )
-            with connection.cursor() as cursor:
-                with cursor.cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
-                    for row in rows:
-                        copy.write_row(row)
-        else:
-            for start in range(0, len(rows), BATCH_SIZE):
-                RFMScore.objects.bulk_create(
-                    [
-                        RFMScore(**{**dict(zip(SCORE_FIELDS, row, strict=True)), "monetary": Decimal(row[4])})
-                        for row in rows[start : start + BATCH_SIZE]
-                    ],
-                    batch_size=BATCH_SIZE,
-                )
-    return len(rows)
+    """Write one RFMScore per customer (binary COPY on PostgreSQL, bulk_create elsewhere).
+
+    Not chunked over workers like the other models' scores: R/F/M scores are quintile ranks among
+    all customers and the clusters are the fit's own labels, so scoring *is* the fit; what is left
+    is this write, about a second per 100k rows by COPY.
+    """
+    return copy_rows(RFMScore, _score_columns(mv, scored, clustering))

@@ -24,3 +24,9 @@ class UpliftConfig(AppConfig):
         from .table import CONTRIBUTION as TABLE_CONTRIBUTION
 
         register_table_contribution(TABLE_CONTRIBUTION)
+
+        from rfm_portal.mlops.scoring import register_scorer
+
+        from .services import SCORER
+
+        register_scorer(SCORER)

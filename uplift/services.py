@@ -17,6 +17,7 @@ campaign is refused with a clear message and leaves the registry untouched.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from dataclasses import asdict
 from typing import Any, Protocol
@@ -24,15 +25,14 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 from django.conf import settings
-from django.db import transaction
 from django.db.models import Count, FloatField, Max, Q
 from django.db.models.functions import Cast
-from django.utils import timezone
 
 from rfm_portal.customers.features import FEATURE_COLUMNS, build_features, build_features_at
 from rfm_portal.customers.models import CampaignHistory, Customer, Transaction
 from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
+from rfm_portal.mlops.scoring import ChunkScorer, ScoredChunk, rows_written, score_all_customers
 from rfm_portal.mlops.services import (
     NoActiveModel,
     complete_model_version,
@@ -60,7 +60,6 @@ logger = logging.getLogger(__name__)
 
 KIND = "uplift"
 CHALLENGER_KIND = "uplift_challenger"
-SCORE_BATCH = 5000
 
 __all__ = ["CHALLENGER_KIND", "KIND", "UpliftError", "train_uplift_model"]
 
@@ -327,9 +326,8 @@ def train_uplift_model(
         metrics["groups"] = ({g: int((scores["group"] == g).sum()) for g in UpliftScore.Group.values}
                              if scores is not None else {})
         _register(KIND, champion, mv, metrics, model_card_text(result, info, result.champion, "champion"))
-        with transaction.atomic():
-            n = write_scores(mv, scores, progress)
-            promote(mv)
+        n = write_scores(mv, profit, progress)
+        promote(mv)
         progress.report(100, f"v{mv.version} active: {n:,} customers scored")
     except Exception as error:
         for started_mv in started:
@@ -350,27 +348,42 @@ def _register(kind: str, model: UpliftModel, mv: ModelVersion, metrics: dict[str
     return complete_model_version(mv, metrics, path, card)
 
 
-def write_scores(mv: ModelVersion, scores: pd.DataFrame | None, progress: ProgressReporter | None = None) -> int:
-    """One ``UpliftScore`` per scored customer (``scores`` indexed by customer pk)."""
-    progress = progress or _Silent()
-    if scores is None or not len(scores):
-        return 0
-    now = timezone.now()
-    total = len(scores)
-    cols = ["uplift", "uplift_low", "uplift_high", "baseline", "revenue_uplift", "group", "expected_profit",
-            "recommendation"]
-    for start in range(0, total, SCORE_BATCH):
-        chunk = scores.iloc[start:start + SCORE_BATCH]
-        UpliftScore.objects.bulk_create([
-            UpliftScore(customer_id=int(pk), model_version=mv, uplift=float(u), uplift_low=float(lo),
-                        uplift_high=float(hi), baseline=float(b), revenue_uplift=float(r), group=str(g),
-                        expected_profit=float(p), contact=rec == "contact", scored_at=now)
-            for pk, (u, lo, hi, b, r, g, p, rec) in zip(chunk.index, chunk[cols].itertuples(index=False, name=None),
-                                                         strict=True)
-        ], batch_size=2000)
-        done = min(start + SCORE_BATCH, total)
-        progress.report(75 + 20 * done // total, f"{done:,} of {total:,} customers scored")
-    return total
+def write_scores(mv: ModelVersion, profit: ProfitInputs, progress: ProgressReporter | None = None) -> int:
+    """One ``UpliftScore`` per scorable customer, in chunks shared with the Celery workers; returns the count."""
+    run = score_all_customers(mv, {"profit": asdict(profit)}, progress=progress, span=(75, 95))
+    return rows_written(run)
+
+
+def score_columns(scores: pd.DataFrame, scored_at: Any) -> dict[str, list]:
+    """``UpliftScore`` columns of ``UpliftModel.score`` output (indexed by customer pk), for ``copy_rows``."""
+    return {
+        "customer_id": scores.index.to_numpy(dtype=np.int64).tolist(),
+        **{name: scores[name].to_numpy(dtype=float).tolist()
+           for name in ("uplift", "uplift_low", "uplift_high", "baseline", "revenue_uplift", "expected_profit")},
+        "group": scores["group"].astype(str).tolist(),
+        "contact": (scores["recommendation"] == "contact").tolist(),
+        "scored_at": [scored_at] * len(scores),
+    }
+
+
+def score_chunk(mv: ModelVersion, model: UpliftModel, customer_pks: list[int], params: dict[str, Any]) -> ScoredChunk:
+    """One chunk of batch scoring: these customers' features as of the version's cut-off, scored with the
+    version's default profit inputs."""
+    X = features_for_customers(customer_pks, mv.data_cutoff)
+    if not len(X):
+        return ScoredChunk({"customer_id": []})
+    scores = model.score(X, ProfitInputs(**params["profit"]))
+    groups = scores["group"].value_counts()
+    return ScoredChunk(score_columns(scores, dt.datetime.fromisoformat(params["scored_at"])),
+                       {"groups": {str(g): int(n) for g, n in groups.items()}})
+
+
+def _scoring_params(mv: ModelVersion) -> dict[str, Any]:
+    """A later "score all customers" run of a version uses the profit inputs it was trained with."""
+    return {"profit": mv.metrics.get("profit_defaults") or asdict(default_profit_inputs())}
+
+
+SCORER = ChunkScorer(kind=KIND, score_model=UpliftScore, score=score_chunk, params=_scoring_params)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -10,3 +10,4 @@ class MlopsConfig(AppConfig):
         from .kinds import register_job_kind
 
         register_job_kind("mlops.recompute_customer_first_seen", "Recompute customers' first-seen dates")
+        register_job_kind("mlops.score_version", "Score all customers with a model version")

@@ -276,6 +276,30 @@ def load_active(kind: str) -> Any:
     return load_active_entry(kind).obj
 
 
+_VERSION_CACHE_SIZE = 4
+_version_cache: dict[int, ActiveModel] = {}  # ModelVersion pk -> loaded artifact, most recent last
+
+
+def load_version(mv: ModelVersion) -> Any:
+    """The artifact of one version (active or not, e.g. a ready one being scored), loaded once per process.
+
+    Batch scoring loads the version it scores, not "the active one" (which may change meanwhile).
+    A few versions are kept (a worker scores one version's chunks after another's); a rewritten
+    artifact (other sha256) is reloaded.
+    """
+    with _cache_lock:
+        cached = _version_cache.pop(mv.pk, None)
+        if cached is None or cached.sha256 != mv.artifact_sha256:
+            if not mv.artifact_path:
+                raise RegistryError(f"{mv} has no artifact yet")
+            cached = ActiveModel(pk=mv.pk, version=mv.version, obj=load_artifact(mv.artifact_path,
+                                 mv.artifact_sha256), sha256=mv.artifact_sha256)
+        _version_cache[mv.pk] = cached
+        while len(_version_cache) > _VERSION_CACHE_SIZE:
+            _version_cache.pop(next(iter(_version_cache)))
+        return cached.obj
+
+
 def forget_active_check(kind: str | None = None) -> None:
     """Make the next load_active re-read the active version id (after a promotion in this process)."""
     if kind is None:
@@ -288,3 +312,4 @@ def clear_model_cache() -> None:
     with _cache_lock:
         _cache.clear()
         _checked_at.clear()
+        _version_cache.clear()

@@ -8,6 +8,7 @@ from django.db.models import Min
 from rfm_portal.customers.models import Customer
 
 from .progress import JobReporter, job_task, reap_stale_jobs
+from .scoring import process_chunk, score_version
 
 
 @job_task(name="mlops.recompute_customer_first_seen")
@@ -35,6 +36,22 @@ def recompute_customer_first_seen(reporter: JobReporter, batch_size: int = 500) 
         done = min(start + batch_size, total)
         reporter.step(done, total, f"{done} of {total} customers checked, {updated} corrected")
     return {"customers": total, "updated": updated}
+
+
+@job_task(name="mlops.score_version")
+def score_version_task(reporter: JobReporter, model_version_id: int, chunk_size: int | None = None) -> dict:
+    """Score every customer under one model version, in chunks shared by every Celery worker."""
+    return score_version(model_version_id, chunk_size=chunk_size, reporter=reporter)
+
+
+@shared_task(name="mlops.score_chunk", acks_late=True, reject_on_worker_lost=False, ignore_result=True)
+def score_chunk_task(chunk_id: int) -> str:
+    """One chunk of a scoring run (see rfm_portal.mlops.scoring); a chunk already done or held is skipped.
+
+    A worker lost mid-chunk is not redelivered: its transaction rolled back, and the run's own
+    process takes the chunk up again.
+    """
+    return process_chunk(chunk_id)
 
 
 # Tasks an admin may start from the Jobs page, by the name shown there.

@@ -77,7 +77,7 @@ def test_failed_training_leaves_the_active_version_and_its_scores(trained: Train
     def boom(*args, **kwargs):
         raise RuntimeError("optimiser exploded")
 
-    monkeypatch.setattr(services, "score_with_cohorts", boom)
+    monkeypatch.setattr(services, "score_in_pk_blocks", boom)
     with pytest.raises(RuntimeError, match="optimiser exploded"):
         services.train_cltv_model(observation_end=date(2024, 7, 1), n_draws=20)
     failed = ModelVersion.objects.filter(kind="cltv").order_by("-version").first()
