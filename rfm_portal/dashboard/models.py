@@ -37,3 +37,26 @@ class PageSummary(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.computed_at:%Y-%m-%d %H:%M:%S}"
+
+
+class CustomerTotals(models.Model):
+    """Each customer's totals over their transactions, stored so the customer table can sort and page by them
+    without aggregating every customer's transactions per view (rebuilt by ``summaries`` when data change)."""
+
+    customer = models.OneToOneField("customers.Customer", on_delete=models.CASCADE, primary_key=True,
+                                    related_name="stored_totals")
+    orders = models.IntegerField(help_text="distinct purchase invoices")
+    revenue = models.DecimalField(max_digits=20, decimal_places=4, null=True,
+                                  help_text="all amounts, returns negative; NULL without transactions")
+    last_purchase = models.DateTimeField(null=True)
+
+    class Meta:
+        # The table's sorts: descending with NULLs last, as customer_table orders them.
+        indexes = [
+            models.Index(models.F("revenue").desc(nulls_last=True), name="customer_totals_revenue"),
+            models.Index(models.F("orders").desc(nulls_last=True), name="customer_totals_orders"),
+            models.Index(models.F("last_purchase").desc(nulls_last=True), name="customer_totals_last"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.customer_id}: {self.orders} orders, {self.revenue}"

@@ -40,7 +40,7 @@ from django.db.models import Max
 from django.utils import timezone
 from django.utils.module_loading import import_string
 
-from .models import DataGeneration, PageSummary
+from .models import CustomerTotals, DataGeneration, PageSummary
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +59,8 @@ class SummarySpec:
 
 SPECS: dict[str, SummarySpec] = {spec.name: spec for spec in (
     SummarySpec("overview", "rfm_portal.dashboard.views.compute_overview",
+                counters=COUNTERS, row_ids=True, stream_max_age=True),
+    SummarySpec("customer_totals", "rfm_portal.dashboard.summaries.rebuild_customer_totals",
                 counters=COUNTERS, row_ids=True, stream_max_age=True),
     SummarySpec("churn.overview", "churn.views.compute_overview", kinds=("churn",)),
     SummarySpec("cltv.overview", "cltv.views.compute_overview", kinds=("cltv",)),
@@ -213,6 +215,35 @@ def on_model_activated(sender: Any, model_version: Any, **kwargs: Any) -> None:
 def model_changed(kind: str) -> None:
     """A version of ``kind`` became active (called after the promotion committed): refresh its pages."""
     _refresh_quietly(name for name, spec in SPECS.items() if kind in spec.kinds)
+
+
+# --- The customer table's per-customer totals ---------------------------------------------------------
+
+
+def rebuild_customer_totals(versions: dict[str, Any]) -> dict[str, Any]:
+    """Recompute ``CustomerTotals`` (a row per customer) from every transaction in one statement (one writer at
+    a time); the customer table reads orders, net revenue and last purchase from it."""
+    from rfm_portal.customers.models import Customer, Transaction
+
+    totals = connection.ops.quote_name(CustomerTotals._meta.db_table)
+    customers = connection.ops.quote_name(Customer._meta.db_table)
+    lines = connection.ops.quote_name(Transaction._meta.db_table)
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":  # a second rebuild waits, then replaces the first one's rows
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [totals])
+        cursor.execute(f"DELETE FROM {totals}")
+        cursor.execute(
+            f"INSERT INTO {totals} (customer_id, orders, revenue, last_purchase) "
+            f"SELECT c.id, COALESCE(t.orders, 0), t.revenue, t.last_purchase FROM {customers} c LEFT JOIN ("
+            f"  SELECT customer_id, COUNT(DISTINCT invoice) FILTER (WHERE NOT is_return) AS orders,"
+            f"         SUM(amount) AS revenue, MAX(invoiced_at) FILTER (WHERE NOT is_return) AS last_purchase"
+            f"  FROM {lines} GROUP BY customer_id) t ON t.customer_id = c.id")
+        return {"customers": cursor.rowcount}
+
+
+def ensure_customer_totals() -> None:
+    """Make ``CustomerTotals`` current before a query reads it (a few small queries when it already is)."""
+    get("customer_totals")
 
 
 # --- Erasure: a registered customer store ---------------------------------------------------------------
