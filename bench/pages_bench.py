@@ -286,6 +286,7 @@ def main() -> None:
 
     settings.ALLOWED_HOSTS = [*settings.ALLOWED_HOSTS, "testserver"]
     from django.core.management import call_command
+    from django.db import connection
 
     try:
         if reuse:
@@ -295,6 +296,8 @@ def main() -> None:
             stages = build(args.customers, args.seed, args.uplift_trees, args.uplift_bootstrap, args.embedding_epochs)
             print("build: " + ", ".join(f"{k} {v:.1f} s" for k, v in stages.items()), flush=True)
         fixtures = ensure_fixtures()
+        with connection.cursor() as cursor:  # what autovacuum does soon after a bulk load
+            cursor.execute("ANALYZE")
         from rfm_portal.customers.models import Customer, Transaction
 
         print(f"data: {Customer.objects.count():,} customers, {Transaction.objects.count():,} transaction lines; "
