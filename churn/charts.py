@@ -8,6 +8,7 @@ metrics per model) and :mod:`churn.explain` (``ShapExplanation.row``, ``global_i
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -102,24 +103,45 @@ def importance_figure(importance: Sequence[Mapping[str, Any]], title: str = "Glo
     return _json(fig)
 
 
-def beeswarm_figure(data: Mapping[str, Any], jitter: float = 0.3, seed: int = 0) -> dict[str, Any]:
-    """SHAP beeswarm: one row per feature, x = SHAP value, colour = feature value percentile (jittered)."""
+def _spread_rows(data: Mapping[str, Any], max_rows: int) -> np.ndarray:
+    """Row positions of at most ``max_rows`` explained customers, evenly spaced over their ranking by total
+    SHAP (i.e. by risk): a sample stratified by risk, so the beeswarm keeps the shape of the whole cloud."""
+    features = list(data["features"])
+    n = len(features[0]["shap"]) if features else 0
+    if n <= max_rows:
+        return np.arange(n)
+    total = np.sum([np.asarray(f["shap"], dtype=float) for f in features], axis=0)
+    ranked = np.argsort(total, kind="stable")
+    return np.sort(ranked[np.linspace(0, n - 1, max_rows).round().astype(int)])
+
+
+def beeswarm_figure(data: Mapping[str, Any], jitter: float = 0.3, seed: int = 0,
+                    max_rows: int = 300) -> dict[str, Any]:
+    """SHAP beeswarm: one row per feature, x = SHAP value, colour = feature value percentile (jittered).
+
+    Shows at most ``max_rows`` customers (spread over the risk ranking, see ``_spread_rows``); the title and
+    every hover say how many of how many explained customers are drawn."""
     rng = np.random.default_rng(seed)
     features = list(data["features"])[::-1]
+    rows = _spread_rows(data, max_rows)
+    explained = len(features[0]["shap"]) if features else 0
+    drawn = f"{rows.size:,} of {explained:,} customers" if rows.size < explained else f"{rows.size:,} customers"
     xs, ys, cs, texts = [], [], [], []
     for row, f in enumerate(features):
-        n = len(f["shap"])
-        xs.extend(f["shap"])
-        ys.extend((row + rng.uniform(-jitter, jitter, n)).tolist())
-        cs.extend(f["percentile"])
-        texts.extend(f"{f['label']}: {v:,.2f}" for v in f["value"])
+        n = rows.size
+        xs.extend(np.round(np.asarray(f["shap"], dtype=float)[rows], 4).tolist())
+        ys.extend(np.round(row + rng.uniform(-jitter, jitter, n), 3).tolist())
+        cs.extend(np.round(np.asarray(f["percentile"], dtype=float)[rows], 1).tolist())
+        texts.extend(f"{f['label']}: {v:,.2f}" for v in np.asarray(f["value"], dtype=float)[rows])
     fig = go.Figure(go.Scattergl(
-        x=xs, y=ys, mode="markers", text=texts, hovertemplate="%{text}<br>SHAP %{x:.3f}<extra></extra>",
+        x=xs, y=ys, mode="markers", text=texts,
+        hovertemplate=f"%{{text}}<br>SHAP %{{x:.3f}}<br>one of {drawn}<extra></extra>",
         marker={"color": cs, "colorscale": "RdBu_r", "cmin": 0, "cmax": 100, "size": 4, "opacity": 0.7,
                 "colorbar": {"title": "value<br>percentile"}},
     ))
     space = data.get("output_space", "log-odds")
-    fig.update_layout(title="SHAP summary (beeswarm)", xaxis_title=f"SHAP value ({space})",
+    fig.update_layout(title=f"SHAP summary (beeswarm, {drawn} spread over the risk range)",
+                      xaxis_title=f"SHAP value ({space})",
                       yaxis={"tickmode": "array", "tickvals": list(range(len(features))),
                              "ticktext": [f["label"] for f in features]},
                       height=max(320, 30 * len(features) + 120))
@@ -185,17 +207,26 @@ def decision_figure(explanations: Sequence[Mapping[str, Any]], max_features: int
 
 def risk_distribution_figure(probabilities: Sequence[float] | np.ndarray, bands: RiskBands | None = None,
                              nbins: int = 50) -> dict[str, Any]:
-    """Histogram of churn probabilities coloured by risk band, with the band edges marked."""
+    """Histogram of churn probabilities coloured by risk band, with the band edges marked.
+
+    Binned here (``nbins`` equal bins on [0, 1], counts per band stacked), so the page ships bin counts, not a
+    point per customer; the bars of a bin add up to its customers."""
     b = bands or RiskBands()
     p = np.asarray(probabilities, dtype=float)
     labels = b.assign(p)
+    edges = np.linspace(0.0, 1.0, nbins + 1)
+    centres = np.round((edges[:-1] + edges[1:]) / 2, 6).tolist()
+    ranges = [f"{lo:.2f}–{hi:.2f}" for lo, hi in itertools.pairwise(edges)]
     fig = go.Figure()
     for band in ("low", "medium", "high"):
         sel = p[labels == band]
-        fig.add_trace(go.Histogram(x=sel.tolist(), name=f"{band} ({sel.size:,})", marker_color=BAND_COLOURS[band],
-                                   xbins={"start": 0.0, "end": 1.0, "size": 1.0 / nbins}))
+        counts, _ = np.histogram(sel, bins=edges)
+        fig.add_trace(go.Bar(x=centres, y=counts.tolist(), width=1.0 / nbins, name=f"{band} ({sel.size:,})",
+                             marker_color=BAND_COLOURS[band], customdata=ranges,
+                             hovertemplate=f"{band} risk, P(churn) %{{customdata}}: %{{y:,}} customers"
+                                           "<extra></extra>"))
     for edge in (b.low, b.high):
         fig.add_vline(x=edge, line_dash="dash", line_color="grey")
     fig.update_layout(title="Churn risk distribution", xaxis_title="P(churn)", yaxis_title="customers",
-                      barmode="stack", xaxis_range=[0, 1])
+                      barmode="stack", bargap=0, xaxis_range=[0, 1])
     return _json(fig)

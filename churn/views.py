@@ -21,6 +21,7 @@ from rfm_portal.accounts.permissions import admin_required, is_portal_admin
 from rfm_portal.core.csv_export import SafeCSVWriter
 from rfm_portal.customers.models import Customer
 from rfm_portal.customers.table import without_jit
+from rfm_portal.dashboard import summaries
 from rfm_portal.mlops.progress import submit_job
 from rfm_portal.mlops.services import load_active
 
@@ -58,12 +59,36 @@ def _base_context(request: HttpRequest, tab: str) -> dict[str, Any]:
     }
 
 
+def compute_overview(versions: dict[str, Any]) -> dict[str, Any]:
+    """The overview's figures over every scored customer, stored per model version (``dashboard.summaries``):
+    the comparison curves, the risk histogram as bin counts, SHAP over a sample and the decision plot."""
+    mv = versions.get(services.KIND)
+    if mv is None:
+        return {}
+    comparison = mv.metrics.get("comparison", {})
+    bundle = _active_bundle()
+    bands = bundle.bands if bundle else None
+    summary: dict[str, Any] = {
+        "roc_figure": _legend_below(charts.roc_figure(comparison)) if comparison else None,
+        "pr_figure": _legend_below(charts.pr_figure(comparison)) if comparison else None,
+        "calibration_figure": _legend_below(charts.calibration_figure(comparison)) if comparison else None,
+        "lift_figure": _legend_below(charts.lift_gain_figure(comparison)) if comparison else None,
+        "risk_figure": charts.risk_distribution_figure(selectors.score_probabilities(mv), bands),
+    }
+    if bundle is not None:
+        spread = selectors.risk_spread(mv, 10)
+        summary.update(services.global_explanation(bundle, selectors.score_sample(mv)))
+        summary["decision_figure"] = services.decision_plot(bundle, spread)
+        summary["spread_scores"] = [{"customer": {"external_id": s.customer.external_id},
+                                     "probability": s.probability} for s in spread]
+    return summary
+
+
 def overview(request: HttpRequest) -> HttpResponse:
     context = _base_context(request, "overview")
     mv = context["mv"]
     if mv is not None:
         comparison = mv.metrics.get("comparison", {})
-        bundle = _active_bundle()
         context.update({
             "challenger": selectors.challenger_for(mv),
             "comparison_rows": [
@@ -73,19 +98,9 @@ def overview(request: HttpRequest) -> HttpResponse:
                  "top_decile_lift": m["lift"][0]["lift"], "top_decile_gain": m["lift"][0]["cumulative_gain"]}
                 for name, m in comparison.items()
             ],
-            "roc_figure": _legend_below(charts.roc_figure(comparison)) if comparison else None,
-            "pr_figure": _legend_below(charts.pr_figure(comparison)) if comparison else None,
-            "calibration_figure": _legend_below(charts.calibration_figure(comparison)) if comparison else None,
-            "lift_figure": _legend_below(charts.lift_gain_figure(comparison)) if comparison else None,
-            "risk_figure": charts.risk_distribution_figure(selectors.score_probabilities(mv), bundle.bands
-                                                           if bundle else None),
-            "bundle": bundle,
+            "bundle": _active_bundle(),
+            **summaries.get("churn.overview", {services.KIND: mv}),
         })
-        if bundle is not None:
-            spread = selectors.risk_spread(mv, 10)
-            context.update(services.global_explanation(bundle, selectors.score_sample(mv)))
-            context["decision_figure"] = services.decision_plot(bundle, spread)
-            context["spread_scores"] = spread
     return render(request, "churn/overview.html", context)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlencode
@@ -14,12 +15,22 @@ from django.views.decorators.http import require_POST
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
 from rfm_portal.core.csv_export import SafeCSVWriter
 from rfm_portal.customers.models import Customer
+from rfm_portal.dashboard import summaries
 from rfm_portal.mlops import services as registry
 from rfm_portal.mlops.progress import submit_job
 
 from . import selectors, services
 from .forms import CLVSettingsForm
 from .tasks import train_cltv_task
+
+
+def compute_overview(versions: dict[str, Any]) -> dict[str, Any]:
+    """The overview at the trained settings over every scored customer, stored per model version
+    (``dashboard.summaries``)."""
+    mv = versions[services.KIND]
+    if mv is None:
+        return {}
+    return dataclasses.asdict(services.cltv_page(mv, registry.load_active(services.KIND), selectors.scores_frame(mv)))
 
 
 def overview(request: HttpRequest) -> HttpResponse:
@@ -42,7 +53,10 @@ def overview(request: HttpRequest) -> HttpResponse:
     if form.is_bound and form.is_valid():
         bundle = services.bundle_with_settings(bundle, **form.cleaned_data)
         export_query = urlencode(form.cleaned_data)  # the export follows what is on screen
-    page = services.cltv_page(mv, bundle, selectors.scores_frame(mv))
+    if export_query:  # other settings than the trained ones: a what-if, computed for this request
+        page = services.cltv_page(mv, bundle, selectors.scores_frame(mv))
+    else:
+        page = services.CLTVPage(**summaries.get("cltv.overview", {services.KIND: mv}))
     context.update({"form": form, "bundle": bundle, "page": page, "metrics": mv.metrics, "export_query": export_query})
     return render(request, "cltv/overview.html", context)
 

@@ -35,6 +35,7 @@ from rfm_portal.customers import importing as im
 from rfm_portal.customers import services as customer_services
 from rfm_portal.customers.features import build_features
 from rfm_portal.customers.models import Customer, Product, Transaction
+from rfm_portal.dashboard import summaries as page_summaries
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.services import NoActiveModel, load_active
 
@@ -303,6 +304,7 @@ def apply_events(events: list[Event], *, entry_ids: list[str] | None = None, con
             return result
         events_ = [ev for ev, _ in fresh]
         customer_ids = _write_transactions(events_, locked)
+        page_summaries.data_changed("stream", refresh=False)  # the overview recomputes when next opened
         result.alerts = _rescore(events_, [eid for _, eid in fresh], customer_ids, event_pks, fast)
     return result
 

@@ -34,6 +34,8 @@ from django.core.files.uploadedfile import UploadedFile
 from django.db import connection, transaction
 from django.utils import timezone
 
+from rfm_portal.dashboard import summaries as page_summaries
+
 from . import importing as im
 from .models import CampaignHistory, Customer, ImportJob, Product, Transaction
 
@@ -455,6 +457,8 @@ def _finish(job: ImportJob, status: str, *, message: str, **counts) -> ImportJob
     job.finished_at = timezone.now()
     if status != ImportJob.Status.SUCCEEDED:
         job.rows_inserted = job.rows_duplicate = 0
+    else:  # the pages' stored aggregates follow the new data once it commits
+        page_summaries.data_changed("import")
     job.save()
     return job
 

@@ -25,8 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from django.db import connection, transaction
-from django.db.models import Count, F, FilteredRelation, Max, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import F, FilteredRelation, Q, QuerySet, Value
 
 from .audiences import AudienceError, register_audience_filter
 from .models import Customer
@@ -99,23 +98,19 @@ def join_version(qs: QuerySet, relation: str, version: Any, fields: dict[str, tu
 # --- The customers app's own part: transaction totals, country and text search ---------------------------
 
 
-def _per_customer(aggregate: Any, **where: Any) -> Subquery:
-    """A correlated subquery of one aggregate over the row's transactions (index on (customer, invoiced_at)).
-
-    Not a GROUP BY over the joined transactions: PostgreSQL then evaluates these only for the rows it returns
-    (the page) unless the table is sorted or filtered by them, and the count needs none of them."""
-    from .models import Transaction
-
-    rows = (Transaction.objects.filter(customer=OuterRef("pk"), **where).order_by().values("customer")
-            .annotate(value=aggregate).values("value"))
-    return Subquery(rows[:1])
-
-
 def _annotate_totals(qs: QuerySet) -> QuerySet:
-    return qs.annotate(
-        orders=Coalesce(_per_customer(Count("invoice", distinct=True), is_return=False), 0),
-        revenue=_per_customer(Sum("amount")),
-        last_purchase=_per_customer(Max("invoiced_at"), is_return=False),
+    """Orders, net revenue and last purchase from the stored per-customer totals (``dashboard.CustomerTotals``,
+    made current here when the data changed), so sorting by them reads an index instead of aggregating every
+    customer's transactions per view."""
+    from rfm_portal.dashboard import summaries
+
+    summaries.ensure_customer_totals()
+    # Every customer has a totals row once they are current: an inner join, so a sort by revenue, orders or last
+    # purchase reads the index on the totals for the page's rows instead of sorting every joined customer.
+    return qs.filter(stored_totals__isnull=False).annotate(
+        orders=F("stored_totals__orders"),
+        revenue=F("stored_totals__revenue"),
+        last_purchase=F("stored_totals__last_purchase"),
     )
 
 

@@ -62,4 +62,5 @@ def test_risk_distribution(trained):
     p = trained.holdout_proba["logistic"]
     fig = _ok(charts.risk_distribution_figure(p, RiskBands(0.3, 0.6)))
     assert [t["name"].split()[0] for t in fig["data"]] == ["low", "medium", "high"]
-    assert sum(len(t["x"]) for t in fig["data"]) == len(p)
+    assert sum(sum(t["y"]) for t in fig["data"]) == len(p)  # binned: bin counts add up to the population
+    assert all(t["type"] == "bar" and len(t["y"]) == 50 for t in fig["data"])
