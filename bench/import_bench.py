@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -115,10 +114,14 @@ def _backend_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _rss_mb() -> float:
-    """Resident set size now (VmRSS), MB: the process with Django and every app loaded, before the import."""
+def _rss_mb(field: str = "VmRSS") -> float:
+    """VmRSS (resident now) or VmHWM (peak resident) of this process, MB.
+
+    Not getrusage's ru_maxrss: Linux carries that over from the parent across fork and exec, so
+    a child would report the bench's own peak (generating the file) as its own.
+    """
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(f"{field}:"):
             return int(line.split()[1]) / 1024
     return 0.0
 
@@ -144,7 +147,7 @@ def child_import(url: str, path: str) -> None:
         "wall_s": wall,
         "cpu_s": time.process_time() - cpu_before,
         "backend_cpu_s": _backend_cpu(backend) - backend_before if local else None,
-        "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "peak_rss_mb": _rss_mb("VmHWM"),
         "rss_before_mb": rss_before,
         "status": job.status,
         "rows_total": job.rows_total,
