@@ -43,8 +43,7 @@ class CustomerTotals(models.Model):
     """Each customer's totals over their transactions, stored so the customer table can sort and page by them
     without aggregating every customer's transactions per view (rebuilt by ``summaries`` when data change)."""
 
-    customer = models.OneToOneField("customers.Customer", on_delete=models.CASCADE, primary_key=True,
-                                    related_name="stored_totals")
+    customer = models.OneToOneField("customers.Customer", on_delete=models.CASCADE, related_name="stored_totals")
     orders = models.IntegerField(help_text="distinct purchase invoices")
     revenue = models.DecimalField(max_digits=20, decimal_places=4, null=True,
                                   help_text="all amounts, returns negative; NULL without transactions")
