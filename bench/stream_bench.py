@@ -97,8 +97,20 @@ def cpu_total(pids: list[int]) -> float:
     return total
 
 
-def run_once(n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int,
-             partitions: int, backlog: int = 0, server_pid: int | None = None) -> dict:
+def run_once(*args, **kwargs) -> dict:
+    """One measurement; its consumer processes are stopped whatever happens."""
+    procs: list[subprocess.Popen] = []
+    try:
+        return _run_once(procs, *args, **kwargs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+def _run_once(procs: list, n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int,
+              partitions: int, backlog: int = 0, server_pid: int | None = None) -> dict:
     import websocket
     from django.db.models import Max, Min
 
@@ -122,8 +134,8 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     if backlog:  # capacity: the whole backlog is in the stream before any consumer starts
         for start in range(0, backlog, 1000):
             add_events(stream, sim.events(min(1000, backlog - start)))
-    procs = [subprocess.Popen([PYTHON, "manage.py", "consume_stream", "--consumer", f"bench-{i}"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_consumers)]
+    procs += [subprocess.Popen([PYTHON, "manage.py", "consume_stream", "--consumer", f"bench-{i}"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_consumers)]
     latencies: list[float] = []
     received = threading.Event()
     ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/live/", cookie=f"sessionid={session}",
@@ -152,7 +164,7 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     if not backlog:  # consumers join the group once their models are loaded (a slow start is not latency)
-        joined = time.monotonic() + 120
+        joined = time.monotonic() + 300  # loading Django and the models is slow on a busy machine
         while len(stream.live_members()) < n_consumers:
             if time.monotonic() > joined:
                 raise RuntimeError("consumers did not start")

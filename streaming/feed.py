@@ -21,7 +21,9 @@ import threading
 import time
 from typing import Any
 
-from channels.layers import get_channel_layer
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers, get_channel_layer
+from channels_redis.core import RedisChannelLayer
 from django.conf import settings
 
 from .backends import get_stream
@@ -41,8 +43,22 @@ class _Sender:
         self.thread = threading.Thread(target=self._run, name="live-feed-sender", daemon=True)
         self.thread.start()
 
+    @staticmethod
+    def _layer():
+        """The channel layer to send with. A Redis layer gets an instance of its own: its connections then
+        belong to this thread's loop only (the process-wide one may be used, and flushed, from other loops).
+        An in-memory layer (embedded runs) must be the shared one: its groups live in the instance."""
+        layer = get_channel_layer()
+        if isinstance(layer, RedisChannelLayer):
+            try:
+                return channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+            except Exception:
+                logger.warning("live feed: no channel layer of its own; using the shared one", exc_info=True)
+        return layer
+
     def _run(self) -> None:
         loop = asyncio.new_event_loop()
+        layer = self._layer()
         while True:
             message = self.queue.get()
             try:
@@ -51,7 +67,6 @@ class _Sender:
                         message["stats"] = get_stream().stats().as_dict()
                     except Exception:
                         logger.warning("could not read stream figures", exc_info=True)
-                layer = get_channel_layer()
                 if layer is not None:
                     loop.run_until_complete(layer.group_send(LIVE_GROUP, {"type": "live.batch", "payload": message}))
             except Exception:
