@@ -4,20 +4,26 @@ Everything on 127.0.0.1, in the caller's own database and Redis namespace (DATAB
 REDIS_URL, CHANNELS_PREFIX; the database needs imported transactions and active churn and CLTV
 models, e.g. `manage.py setup_demo` once). For each consumer count and each target rate:
 
-1. a fresh stream (its own keys), daphne serving the portal on a loopback port, and one
+1. a fresh stream (its own keys, ``--partitions`` partition streams), the portal served on a loopback
+   port (``manage.py serve``, i.e. uvicorn as in production, or ``--server daphne``), and one
    logged-in websocket client on /ws/live/;
-2. ``N`` consumer processes (``manage.py consume_stream``);
+2. ``N`` consumer processes (``manage.py consume_stream``), each owning its share of the partitions;
 3. the simulator (``streaming.producer``, the same as ``simulate_stream``) XADDs events at the
    target rate for ``--duration`` seconds, in pipelined chunks every 20 ms;
 4. ``STREAM_SHARP_RISE=-1`` makes every re-scored event a feed item (the worst case for the feed,
    and it lets every event be timed): latency = websocket receive time − the XADD time in the
-   entry id (same machine clock). Also timed from the database: XADD → commit.
+   entry id (same machine clock). Also timed from the database: XADD → the applying transaction's
+   start (``now()`` of the batch's transaction).
+
+CPU per event (from /proc, user + system): the consumers, the web server, and PostgreSQL's backends
+serving this database (the consumers' connections), so the cost of an event can be added up.
 
 Sustained rate = events applied / (last commit − first XADD); "kept up" when the consumers
 finished within 2 s of the producer. Capacity (``--backlog N``, first): N events queued before the
 consumers start, rate = N / (last commit − first commit). Rows written by the run are deleted afterwards.
 
     .venv/bin/python bench/stream_bench.py [--consumers 1 2] [--rates 250 500 1000 2000] [--duration 20]
+        [--partitions 6] [--batch 250] [--server uvicorn|daphne]
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def free_port(low: int, high: int) -> int:
     raise RuntimeError("no free port")
 
 
-def wait_port(port: int, timeout: float = 60) -> None:
+def wait_port(port: int, timeout: float = 240) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         try:
@@ -71,33 +77,65 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_once(n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int,
-             backlog: int = 0, server_pid: int | None = None) -> dict:
+def postgres_backends() -> list[int]:
+    """Process ids of the PostgreSQL backends connected to this database, except this process's own."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid() "
+                    "AND backend_type = 'client backend'")
+        return [pid for (pid,) in cur.fetchall()]
+
+
+def cpu_total(pids: list[int]) -> float:
+    total = 0.0
+    for pid in pids:
+        try:
+            total += cpu_seconds(pid)
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            pass  # a backend that ended (its last figures are lost: the total is a lower bound)
+    return total
+
+
+def run_once(*args, **kwargs) -> dict:
+    """One measurement; its consumer processes are stopped whatever happens."""
+    procs: list[subprocess.Popen] = []
+    try:
+        return _run_once(procs, *args, **kwargs)
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait(10)
+
+
+def _run_once(procs: list, n_consumers: int, rate: float, duration: float, port: int, session: str, batch: int,
+              partitions: int, backlog: int = 0, server_pid: int | None = None) -> dict:
     import websocket
     from django.db.models import Max, Min
 
     from rfm_portal.customers.models import Customer, Transaction
-    from streaming.backends import RedisStream, entry_ms
-    from streaming.events import encode
+    from streaming.backends import RedisStream, add_events, entry_ms
     from streaming.models import LiveRisk, RiskChange, StreamEvent
     from streaming.producer import Simulator, load_history
 
     tag = uuid.uuid4().hex[:8]
     keys = {"STREAM_KEY": f"bench:{tag}:events", "STREAM_DEAD_LETTER_KEY": f"bench:{tag}:dead",
             "STREAM_GROUP": "bench", "STREAM_SHARP_RISE": "-1", "STREAM_FEED_MAX_ITEMS": "1000000",
-            "STREAM_BATCH": str(batch)}
+            "STREAM_BATCH": str(batch), "STREAM_PARTITIONS": str(partitions)}
     # consumers run as in production: DEBUG off (no per-query logging), so they need a key
     env = {**os.environ, **keys, "DEBUG": "0", "SECRET_KEY": os.environ.get("SECRET_KEY") or uuid.uuid4().hex * 2}
-    stream = RedisStream(os.environ["REDIS_URL"], keys["STREAM_KEY"], "bench", keys["STREAM_DEAD_LETTER_KEY"])
+    stream = RedisStream(os.environ["REDIS_URL"], keys["STREAM_KEY"], "bench", keys["STREAM_DEAD_LETTER_KEY"],
+                         partitions)
     stream.ensure_group()
     base_customers = set(Customer.objects.values_list("pk", flat=True))
     history, clock_start = load_history()
     sim = Simulator(history, clock_start, seed=7)
     if backlog:  # capacity: the whole backlog is in the stream before any consumer starts
         for start in range(0, backlog, 1000):
-            stream.add([encode(ev) for ev in sim.events(min(1000, backlog - start))])
-    procs = [subprocess.Popen([PYTHON, "manage.py", "consume_stream", "--consumer", f"bench-{i}"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_consumers)]
+            add_events(stream, sim.events(min(1000, backlog - start)))
+    procs += [subprocess.Popen([PYTHON, "manage.py", "consume_stream", "--consumer", f"bench-{i}"], cwd=ROOT, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for i in range(n_consumers)]
     latencies: list[float] = []
     received = threading.Event()
     ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws/live/", cookie=f"sessionid={session}",
@@ -126,20 +164,22 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     listener = threading.Thread(target=listen, daemon=True)
     listener.start()
     if not backlog:  # consumers join the group once their models are loaded (a slow start is not latency)
-        joined = time.monotonic() + 120
-        while len(stream.redis.xinfo_consumers(keys["STREAM_KEY"], "bench")) < n_consumers:
+        joined = time.monotonic() + 300  # loading Django and the models is slow on a busy machine
+        while len(stream.live_members()) < n_consumers:
             if time.monotonic() > joined:
                 raise RuntimeError("consumers did not start")
             time.sleep(0.2)
     load_before = os.getloadavg()[0]
     cpu_before = [cpu_seconds(p.pid) for p in procs]
+    pg_pids = postgres_backends()
+    pg_before = cpu_total(pg_pids)
     server_before = cpu_seconds(server_pid) if server_pid else 0.0
     sent, start = backlog, time.monotonic()
     first_ms = None
     while not backlog and (elapsed := time.monotonic() - start) < duration:
         due = min(int(rate * elapsed) + 1, int(rate * duration)) - sent
         if due > 0:
-            ids = stream.add([encode(ev) for ev in sim.events(due)])
+            ids = add_events(stream, sim.events(due))
             first_ms = first_ms or entry_ms(ids[0])
             sent += due
         time.sleep(0.02)
@@ -155,6 +195,7 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
     received.set()
     ws.close()
     consumer_cpu = sum(cpu_seconds(p.pid) for p in procs) - sum(cpu_before)
+    pg_cpu = cpu_total(pg_pids) - pg_before
     server_cpu = cpu_seconds(server_pid) - server_before if server_pid else float("nan")
     load_after = os.getloadavg()[0]
     for p in procs:
@@ -182,7 +223,9 @@ def run_once(n_consumers: int, rate: float, duration: float, port: int, session:
         "commit_p50_ms": float(np.percentile(commit_lat, 50)) if len(commit_lat) else None,
         "commit_p99_ms": float(np.percentile(commit_lat, 99)) if len(commit_lat) else None,
         "consumer_cpu_ms_per_event": 1000 * consumer_cpu / applied if applied else None,
-        "daphne_cpu_ms_per_event": 1000 * server_cpu / applied if applied else None,
+        "server_cpu_ms_per_event": 1000 * server_cpu / applied if applied else None,
+        "postgres_cpu_ms_per_event": 1000 * pg_cpu / applied if applied else None,
+        "partitions": partitions, "batch": batch,
         "load_avg_1m": [round(load_before, 1), round(load_after, 1)],
     }
     # clean up what the run wrote, so runs stay comparable
@@ -203,7 +246,10 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=250)
     parser.add_argument("--backlog", type=int, default=5000,
                         help="first measure capacity: drain this many queued events (0: skip)")
-    parser.add_argument("--port-range", default="18600-18699")
+    parser.add_argument("--partitions", type=int, default=6, help="partition streams (STREAM_PARTITIONS)")
+    parser.add_argument("--server", choices=["uvicorn", "daphne"], default="uvicorn",
+                        help="websocket server: manage.py serve (uvicorn, as in production) or daphne")
+    parser.add_argument("--port-range", default="19300-19399")
     args = parser.parse_args()
     for name in ("DATABASE_URL", "REDIS_URL"):
         if not os.environ.get(name):
@@ -224,39 +270,45 @@ def main() -> None:
     session.create()
     low, high = (int(x) for x in args.port_range.split("-"))
     port = free_port(low, high + 1)
-    server_log = open(ROOT / "var" / "stream_bench_daphne.log", "w")
-    server = subprocess.Popen([str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                               "rfm_portal.asgi:application"], cwd=ROOT, env=dict(os.environ),
-                              stdout=server_log, stderr=subprocess.STDOUT)
+    (ROOT / "var").mkdir(exist_ok=True)
+    server_log = open(ROOT / "var" / f"stream_bench_{args.server}.log", "w")
+    if args.server == "daphne":
+        command = [str(ROOT / ".venv" / "bin" / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                   "rfm_portal.asgi:application"]
+    else:
+        command = [PYTHON, "manage.py", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    server = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=server_log, stderr=subprocess.STDOUT)
     results = []
     try:
         wait_port(port)
         for n in args.consumers:
             if args.backlog:
-                r = run_once(n, 0, 0, port, session.session_key, args.batch, backlog=args.backlog,
+                r = run_once(n, 0, 0, port, session.session_key, args.batch, args.partitions, backlog=args.backlog,
                              server_pid=server.pid)
                 results.append(r)
                 print(json.dumps(r), flush=True)
             for rate in args.rates:
-                r = run_once(n, rate, args.duration, port, session.session_key, args.batch, server_pid=server.pid)
+                r = run_once(n, rate, args.duration, port, session.session_key, args.batch, args.partitions,
+                             server_pid=server.pid)
                 results.append(r)
                 print(json.dumps(r), flush=True)
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(30)
         session.delete()
+    print(f"\npartitions {args.partitions}, batch ≤ {args.batch}, server {args.server}")
     print("\n| consumers | target events/s | sustained events/s | kept up | XADD→websocket p50 / p99 | "
-          "XADD→commit p50 / p99 | consumer CPU / event | load avg (1 min) |")
+          "XADD→apply p50 / p99 | CPU / event: consumers, PostgreSQL, web | load avg (1 min) |")
     print("|---|---|---|---|---|---|---|---|")
     for r in results:
         ws = f"{r['ws_p50_ms']:.0f} / {r['ws_p99_ms']:.0f} ms" if r["ws_p50_ms"] is not None else "–"
         cm = f"{r['commit_p50_ms']:.0f} / {r['commit_p99_ms']:.0f} ms" if r["commit_p50_ms"] is not None else "–"
         target = f"backlog of {r['backlog']:,}" if r["backlog"] else f"{r['target_rate']:.0f}"
+        cpu = " / ".join(f"{r[k] if r[k] is not None else float('nan'):.2f}" for k in
+                         ("consumer_cpu_ms_per_event", "postgres_cpu_ms_per_event", "server_cpu_ms_per_event"))
         print(f"| {r['consumers']} | {target} | {r['sustained_eps']:.0f} | "
               f"{'yes' if r['kept_up'] else 'no (+' + str(r['drain_after_s']) + ' s)'} | {ws} | {cm} | "
-              f"{r['consumer_cpu_ms_per_event'] or float('nan'):.2f} ms | "
-              f"{r['load_avg_1m'][0]:.1f} → {r['load_avg_1m'][1]:.1f} |")
-
+              f"{cpu} ms | {r['load_avg_1m'][0]:.1f} → {r['load_avg_1m'][1]:.1f} |")
 
 if __name__ == "__main__":
     main()

@@ -366,9 +366,17 @@ STREAM = {
     "GROUP": os.environ.get("STREAM_GROUP", "rfm-consumers"),
     "DEAD_LETTER_KEY": os.environ.get("STREAM_DEAD_LETTER_KEY", "rfm:events:dead"),
     "DEAD_LETTER_MAXLEN": 100_000,  # approximate cap: dead letters are for inspection, never consumed
-    "BATCH": int(os.environ.get("STREAM_BATCH", 250)),  # entries per read, applied in one transaction
+    # Partition streams, events routed by a hash of the customer id; each is read by one live consumer at
+    # a time, so N is the most consumers that share the work (more stand by). 6 splits evenly over 1, 2,
+    # 3 or 6 consumers. Change it only with the stream drained (docs/benchmarks.md, streaming).
+    "PARTITIONS": int(os.environ.get("STREAM_PARTITIONS", 6)),
+    "MEMBER_TTL_MS": int(os.environ.get("STREAM_MEMBER_TTL_MS", 10_000)),  # a silent consumer's partitions move
+    "HEARTBEAT_S": float(os.environ.get("STREAM_HEARTBEAT_S", 1.0)),
+    # entries per read (at most), applied in one transaction: a read takes what is waiting, so batches are
+    # small at low rates (low latency) and grow with the backlog (throughput)
+    "BATCH": int(os.environ.get("STREAM_BATCH", 250)),
     "BLOCK_MS": 100,  # how long a read waits for new entries
-    "LINGER_MS": int(os.environ.get("STREAM_LINGER_MS", 30)),  # then how long it waits to fill the batch
+    "LINGER_MS": int(os.environ.get("STREAM_LINGER_MS", 0)),  # then how long it waits to fill the batch
     "CLAIM_IDLE_MS": int(os.environ.get("STREAM_CLAIM_IDLE_MS", 30_000)),  # then a dead consumer's entries move
     "CLAIM_EVERY_S": float(os.environ.get("STREAM_CLAIM_EVERY_S", 5.0)),
     "MAX_ATTEMPTS": 3,  # failures before an event goes to the dead-letter stream

@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 from rfm_portal.core.api import NO_NUL_PATTERN, error_responses
 from rfm_portal.core.schema import RequiredBodySchema
 
-from .backends import get_stream
+from .backends import add_events, get_stream
 from .events import (
     EARLIEST,
     EVENT_ID_RE,
@@ -36,7 +36,6 @@ from .events import (
     MAX_UNIT_PRICE,
     Event,
     EventError,
-    encode,
     parse_event,
 )
 
@@ -143,7 +142,7 @@ class EventsApi(APIView):
         events, errors = parse_body(request.data)
         if errors:
             return Response(errors, status=status.HTTP_400_BAD_REQUEST)
-        stream_ids = get_stream().add([encode(ev) for ev in events])
+        stream_ids = add_events(get_stream(), events)
         body = {"accepted": len(events), "event_ids": [ev.event_id for ev in events], "stream_ids": stream_ids}
         return Response(EventsAcceptedSerializer(body).data, status=status.HTTP_202_ACCEPTED)
 

@@ -16,9 +16,8 @@ from collections.abc import Iterator
 from django.conf import settings
 from django.db import connection
 
-from .backends import get_stream
+from .backends import add_events, get_stream
 from .consumer import StreamConsumer
-from .events import encode
 
 logger = logging.getLogger(__name__)
 
@@ -34,7 +33,7 @@ def _simulate(stop: threading.Event, rate: float) -> None:
         sim = Simulator(history, clock_start, speed=3600.0, return_rate=0.05)
         stream = get_stream()
         while not stop.wait(1.0 / rate):
-            stream.add([encode(ev) for ev in sim.events(1)])
+            add_events(stream, sim.events(1))
     except Exception:
         logger.exception("embedded stream simulator stopped")
     finally:

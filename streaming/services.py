@@ -36,8 +36,7 @@ from rfm_portal.customers import services as customer_services
 from rfm_portal.customers.features import build_features
 from rfm_portal.customers.models import Customer, Product, Transaction
 from rfm_portal.dashboard import summaries as page_summaries
-from rfm_portal.mlops.models import ModelVersion
-from rfm_portal.mlops.services import NoActiveModel, load_active
+from rfm_portal.mlops.services import NoActiveModel, load_active_entry
 
 from . import bulk
 from .events import Event
@@ -247,12 +246,12 @@ def _previous_risk(pks: set[int], churn_mv: int | None, cltv_mv: int | None) -> 
 
 
 def _active(kind: str) -> tuple[Any, int | None]:
+    """The active model of a kind and its version's pk (one entry: the pk is the bundle's own)."""
     try:
-        bundle = load_active(kind)
+        entry = load_active_entry(kind)
     except NoActiveModel:
         return None, None
-    pk = ModelVersion.objects.filter(kind=kind, status=ModelVersion.Status.ACTIVE).values_list("pk", flat=True).first()
-    return bundle, pk
+    return entry.obj, entry.pk
 
 
 def classify(old_p: float | None, old_band: str, new_p: float, new_band: str) -> str:

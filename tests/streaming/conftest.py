@@ -123,18 +123,29 @@ def live_db(trained, django_db_blocker) -> Iterator[Trained]:
         User.objects.all().delete()
 
 
-@pytest.fixture
-def stream(settings):
-    """A stream, group and dead-letter stream of this test's own on the real Redis."""
+def _own_stream(settings, partitions: int) -> Iterator:
     tag = uuid.uuid4().hex[:10]
     settings.STREAM = {**settings.STREAM, "KEY": f"test:{tag}:events", "DEAD_LETTER_KEY": f"test:{tag}:dead",
                        "GROUP": "test-consumers", "BLOCK_MS": 50, "CLAIM_EVERY_S": 0.2, "TRIM_EVERY_S": 0.5,
-                       "FEED_TICK_S": 0.05}
+                       "FEED_TICK_S": 0.05, "PARTITIONS": partitions, "HEARTBEAT_S": 0.1}
     s = get_stream()
     assert type(s).__name__ == "RedisStream", "tests run with REDIS_URL set"
+    assert s.partitions == partitions
     s.ensure_group()
     yield s
     s.delete()
+
+
+@pytest.fixture
+def stream(settings):
+    """A stream (one partition), group and dead-letter stream of this test's own on the real Redis."""
+    yield from _own_stream(settings, 1)
+
+
+@pytest.fixture
+def partitioned(settings):
+    """Like ``stream``, in three partition streams."""
+    yield from _own_stream(settings, 3)
 
 
 def stream_env(stream_settings: dict, artifact_root: Path, **extra: str) -> dict[str, str]:
@@ -144,7 +155,8 @@ def stream_env(stream_settings: dict, artifact_root: Path, **extra: str) -> dict
     db = connection.settings_dict
     env = {**os.environ, "DATABASE_URL": f"postgres://{db['USER']}@{db['HOST']}:{db['PORT']}/{db['NAME']}",
            "STREAM_KEY": stream_settings["KEY"], "STREAM_DEAD_LETTER_KEY": stream_settings["DEAD_LETTER_KEY"],
-           "STREAM_GROUP": stream_settings["GROUP"], "ARTIFACT_ROOT": str(artifact_root)}
+           "STREAM_GROUP": stream_settings["GROUP"], "STREAM_PARTITIONS": str(stream_settings["PARTITIONS"]),
+           "ARTIFACT_ROOT": str(artifact_root)}
     env.update(extra)
     return env
 

@@ -117,23 +117,3 @@ def test_trimming_never_drops_unacknowledged_entries(stream):
     assert remaining == ids[2:]
     stream.ack([eid for eid, _ in delivered])
     assert stream.trim() == 4 and [e for e, _ in stream.redis.xrange(stream.key)] == ids[6:]  # never undelivered
-
-
-def test_several_consumers_share_the_work(live_db, stream):
-    ids = live_db.high_risk[:10]
-    add(stream, *[event(f"s-{i}", ids[i % len(ids)]) for i in range(60)])
-    stream_settings = stream
-    a, b = StreamConsumer("a", stream_settings), StreamConsumer("b", stream_settings)
-    a.batch = b.batch = 5
-    stop = threading.Event()
-    threads = [threading.Thread(target=c.run, args=(stop,)) for c in (a, b)]
-    for t in threads:
-        t.start()
-    deadline = time.monotonic() + 30
-    while StreamEvent.objects.count() < 60 and time.monotonic() < deadline:
-        time.sleep(0.1)
-    stop.set()
-    for t in threads:
-        t.join(10)
-    assert StreamEvent.objects.count() == 60 and RiskChange.objects.count() == 60
-    assert a.counts.applied > 0 and b.counts.applied > 0 and a.counts.applied + b.counts.applied == 60

@@ -8,8 +8,7 @@ import numpy as np
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from streaming.backends import get_stream
-from streaming.events import encode
+from streaming.backends import add_events, get_stream
 from streaming.producer import Simulator, load_history, restrict
 
 
@@ -57,11 +56,11 @@ class Command(BaseCommand):
         while (elapsed := time.monotonic() - start) < duration:
             due = min(int(rate * elapsed) + 1, int(rate * duration)) - sent  # events whose time has come
             if due > 0:
-                stream.add([encode(ev) for ev in sim.events(due)])
+                add_events(stream, sim.events(due))
                 sent += due
             time.sleep(tick)
         rest = int(rate * duration) - sent  # the last sleep may overshoot the end: what was due is still sent
         if rest > 0:
-            stream.add([encode(ev) for ev in sim.events(rest)])
+            add_events(stream, sim.events(rest))
             sent += rest
         self.stdout.write(f"Sent {sent:,} events in {time.monotonic() - start:.1f} s.")
