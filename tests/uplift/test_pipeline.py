@@ -148,7 +148,7 @@ def test_ihdp_pipeline_beats_the_t_learner():
     """IHDP surface B (econml's bundled covariates, 747 children, true effects known), draws 0–5, in-sample.
 
     The pipeline's causal forest (grown on its R-loss-shrunk stacked T-learner prior) against its own T-learner
-    challenger, unchanged. Measured (docs/benchmarks.md): √PEHE 0.885 vs 1.063, |ATE error| 0.108 vs 0.116;
+    challenger, unchanged. Measured (docs/benchmarks.md): √PEHE 0.878 vs 1.063, |ATE error| 0.108 vs 0.116;
     knowing only the true average effect gives √PEHE = sd of τ = 3.06. The ATE margin is small: on the tuning
     draws 10–21 the T-learner's ATE error was lower (0.066 vs 0.123), so the ATE win here is within noise.
     """
@@ -165,7 +165,7 @@ def test_ihdp_pipeline_beats_the_t_learner():
     print(mean_pehe, mean_ate, round(float(np.mean(sd)), 3))
     assert mean_pehe["causal_forest"] < mean_pehe["t_learner"]
     assert mean_ate["causal_forest"] < mean_ate["t_learner"]
-    assert mean_pehe["causal_forest"] == pytest.approx(0.885, abs=0.02)
+    assert mean_pehe["causal_forest"] == pytest.approx(0.878, abs=0.02)
     assert mean_pehe["t_learner"] == pytest.approx(1.063, abs=0.02)
     for kind in pehe:  # both far better than knowing only the true average effect
         assert mean_pehe[kind] < 0.5 * np.mean(sd)
