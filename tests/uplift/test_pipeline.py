@@ -169,3 +169,19 @@ def test_ihdp_pipeline_beats_the_t_learner():
     assert mean_pehe["t_learner"] == pytest.approx(1.063, abs=0.02)
     for kind in pehe:  # both far better than knowing only the true average effect
         assert mean_pehe[kind] < 0.5 * np.mean(sd)
+
+
+def test_forest_prior_is_shrunk_by_the_r_loss():
+    """A prior that explains a large smooth effect is kept (λ near 1); a prior fitted to pure noise is dropped
+    (λ near 0), leaving the forest alone, as on campaigns whose effects are small."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(800, 4))
+    t = rng.random(800) < 0.5
+    cfg = UpliftConfig(forest_trees=20, gbm_iter=40, gbm_min_leaf=10, n_jobs=1)
+    tau = 3.0 * X[:, 0]
+    strong = pipeline.ForestEffect(cfg, binary=False).fit(X, t, X[:, 1] + t * tau + rng.normal(size=800))
+    assert strong.shrinkage > 0.8
+    assert np.corrcoef(strong.effect(X), tau)[0, 1] > 0.95
+    assert strong.prior[1].weights[-1] > 0.5  # the linear member carries the linear treated response
+    none = pipeline.ForestEffect(cfg, binary=False).fit(X, t, X[:, 1] + rng.normal(size=800))
+    assert none.shrinkage < 0.3
