@@ -7,14 +7,16 @@ IHDP, and ``POST /uplift_score`` latency (single record and a 10,000-record batc
    the end of the data with the champion. Wall time per stage; the champion's held-out Qini as a share of the
    oracle's (ranking by ``true_uplift``), correlation with ``true_uplift`` and the share of true sleeping dogs
    (``true_uplift`` < 0) not recommended for contact.
-2. IHDP surface B (econml's bundled covariates), six draws: √PEHE and ATE error of both learners.
+2. IHDP surface B (econml's bundled covariates), draws 0–5: √PEHE and ATE error of both learners
+   (``--sizes --skip-api`` runs this part alone).
 3. API: a scratch PostgreSQL database (default ``rfm_bench_uplift``; ``DATABASE_URL`` names the server),
    migrated; the 20k champion registered and promoted as the active ``uplift`` version; Django's in-process
    test client with a logged-in analyst (no HTTP server: the view, DRF validation, model lookup and scoring)
    times one payload record (p50/p95 over ``--single`` calls) and a 10,000-record payload (median of
    ``--repeats``).
 
-    .venv/bin/python bench/uplift_bench.py [--sizes 20000 100000] [--single 200] [--repeats 3]
+    .venv/bin/python bench/uplift_bench.py [--sizes 20000 100000] [--single 200] [--repeats 3] [--skip-api]
+    .venv/bin/python bench/uplift_bench.py --sizes --skip-api     # IHDP only
 """
 
 from __future__ import annotations
@@ -140,10 +142,11 @@ def api_run(model: object, single: int, repeats: int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--sizes", type=int, nargs="+", default=[20_000, 100_000])
+    parser.add_argument("--sizes", type=int, nargs="*", default=[20_000, 100_000])  # none: skip stage 1
     parser.add_argument("--single", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--skip-api", action="store_true")
+    parser.add_argument("--ihdp-draws", type=int, nargs="*", default=list(range(6)))
     args = parser.parse_args()
     first_model = None
     for size in args.sizes:
@@ -152,13 +155,14 @@ def main() -> None:
         print(f"[pipeline {size:,}] " + ", ".join(f"{k}={round(v, 3) if isinstance(v, float) else v}"
                                                    for k, v in out.items()), flush=True)
     t0 = time.perf_counter()
-    rows = [ihdp_benchmark(seed) for seed in range(6)]
+    rows = [ihdp_benchmark(seed) for seed in args.ihdp_draws]
     for kind in ("causal_forest", "t_learner"):
         pehe = [r[kind]["sqrt_pehe"] for r in rows]
         ate = [r[kind]["ate_error"] for r in rows]
         print(f"[ihdp {kind}] sqrt_pehe mean={np.mean(pehe):.3f} per draw={np.round(pehe, 2).tolist()} "
               f"ate_error mean={np.mean(ate):.3f} per draw={np.round(ate, 2).tolist()}", flush=True)
-    print(f"[ihdp] six draws in {time.perf_counter() - t0:.1f} s", flush=True)
+    print(f"[ihdp] draws {args.ihdp_draws} in {time.perf_counter() - t0:.1f} s; load average "
+          f"{open('/proc/loadavg').read().split()[0]}", flush=True)
     if not args.skip_api and first_model is not None:
         print("[api] " + ", ".join(f"{k}={round(v, 3) if isinstance(v, float) else v}"
                                    for k, v in api_run(first_model, args.single, args.repeats).items()), flush=True)

@@ -141,18 +141,47 @@ def test_econml_failure_falls_back_to_the_t_learner(monkeypatch):
     assert "econml exploded" in result.failures["causal_forest"]
 
 
-def test_ihdp_effects_are_recovered_and_reported():
-    """IHDP surface B (econml's bundled covariates, true effects known). Both learners beat knowing only the
-    true average effect (√PEHE = sd of τ) over six draws; the figures per learner go to docs/benchmarks.md."""
+IHDP_DRAWS = range(6)  # evaluation draws; every setting was chosen on draws 10–21 (bench/uplift_ihdp_variants.py)
+
+
+def test_ihdp_pipeline_beats_the_t_learner():
+    """IHDP surface B (econml's bundled covariates, 747 children, true effects known), draws 0–5, in-sample.
+
+    The pipeline's causal forest (grown on its R-loss-shrunk stacked T-learner prior) against its own T-learner
+    challenger, unchanged. Measured (docs/benchmarks.md): √PEHE 0.878 vs 1.063, |ATE error| 0.108 vs 0.116;
+    knowing only the true average effect gives √PEHE = sd of τ = 3.06. The ATE margin is small: on the tuning
+    draws 10–21 the T-learner's ATE error was lower (0.066 vs 0.123), so the ATE win here is within noise.
+    """
     pehe = {"causal_forest": [], "t_learner": []}
     ate = {"causal_forest": [], "t_learner": []}
     sd = []
-    for seed in range(6):
+    for seed in IHDP_DRAWS:
         sd.append(ihdp_surface_B(random_state=seed)[3].std())
         for kind, r in ihdp_benchmark(seed).items():
             pehe[kind].append(r["sqrt_pehe"])
             ate[kind].append(r["ate_error"])
-    print({k: (round(np.mean(v), 3), round(np.mean(ate[k]), 3)) for k, v in pehe.items()}, round(np.mean(sd), 3))
-    for kind in pehe:
-        assert np.mean(pehe[kind]) < 0.8 * np.mean(sd)
-        assert np.mean(ate[kind]) < 0.5
+    mean_pehe = {k: float(np.mean(v)) for k, v in pehe.items()}
+    mean_ate = {k: float(np.mean(v)) for k, v in ate.items()}
+    print(mean_pehe, mean_ate, round(float(np.mean(sd)), 3))
+    assert mean_pehe["causal_forest"] < mean_pehe["t_learner"]
+    assert mean_ate["causal_forest"] < mean_ate["t_learner"]
+    assert mean_pehe["causal_forest"] == pytest.approx(0.878, abs=0.02)
+    assert mean_pehe["t_learner"] == pytest.approx(1.063, abs=0.02)
+    for kind in pehe:  # both far better than knowing only the true average effect
+        assert mean_pehe[kind] < 0.5 * np.mean(sd)
+
+
+def test_forest_prior_is_shrunk_by_the_r_loss():
+    """A prior that explains a large smooth effect is kept (λ near 1); a prior fitted to pure noise is dropped
+    (λ near 0), leaving the forest alone, as on campaigns whose effects are small."""
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(800, 4))
+    t = rng.random(800) < 0.5
+    cfg = UpliftConfig(forest_trees=20, gbm_iter=40, gbm_min_leaf=10, n_jobs=1)
+    tau = 3.0 * X[:, 0]
+    strong = pipeline.ForestEffect(cfg, binary=False).fit(X, t, X[:, 1] + t * tau + rng.normal(size=800))
+    assert strong.shrinkage > 0.8
+    assert np.corrcoef(strong.effect(X), tau)[0, 1] > 0.95
+    assert strong.prior[1].weights[-1] > 0.5  # the linear member carries the linear treated response
+    none = pipeline.ForestEffect(cfg, binary=False).fit(X, t, X[:, 1] + rng.normal(size=800))
+    assert none.shrinkage < 0.3
