@@ -87,8 +87,11 @@ def _child(args: list[str], env: dict[str, str], label: str, timeout: float) -> 
     wall = time.perf_counter() - began
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed with exit code {proc.returncode}")
-    return {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-            "load_before": float(load), "load_after": float(_loadavg())}
+    result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
+              "load_before": float(load), "load_after": float(_loadavg())}
+    print(f"== {label}: wall {wall:.1f} s, CPU {result['cpu']:.1f} s, peak RSS {result['rss_mb']:.0f} MB, "
+          f"load {load} → {result['load_after']:.2f}", flush=True)
+    return result
 
 
 # --- child: load generated data with COPY ---------------------------------------------------------
