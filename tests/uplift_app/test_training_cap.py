@@ -36,7 +36,7 @@ def test_the_cap_keeps_every_arm_and_outcome_in_proportion():
 
 def test_training_above_the_cap_learns_from_a_sample_and_scores_everyone(generated, admin, settings):
     settings.UPLIFT_MAX_TRAIN_ROWS = 800
-    champion, _challenger = services.train_uplift_model(user=admin, config=FAST)
+    champion = services.train_uplift_model(user=admin, config=FAST)[0]  # 800 rows: maybe one learner only
     campaign = champion.metrics["campaign"]
     assert campaign["used_customers"] > 900 and abs(campaign["trained_on_customers"] - 800) <= 4
     assert UpliftScore.objects.filter(model_version=champion).count() == Customer.objects.count()
