@@ -20,8 +20,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from django.db.models import FloatField, Max
-from django.db.models.functions import Cast
+from django.db.models import Max
 
 from churn.explain import shap_explain, top_contributions
 from churn.models import ChurnScore
@@ -36,6 +35,8 @@ from churn.pipeline import (
     train_churn,
 )
 from rfm_portal.customers.features import FEATURE_COLUMNS, FEATURE_DOCS, build_features
+from rfm_portal.customers.frames import FEATURE_COLUMNS as FRAME_COLUMNS
+from rfm_portal.customers.frames import transaction_frame
 from rfm_portal.customers.models import Customer, Transaction
 from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
@@ -79,36 +80,10 @@ def _utc(value: Any) -> pd.Timestamp:
 def load_transactions(customer_pks: list[int] | None = None, before: Any = None) -> pd.DataFrame:
     """Transactions as the frame ``build_features`` expects, ``customer_id`` = the customer's pk.
 
-    One ``values_list`` query (amount cast to float in SQL); customer id, invoice and category are
-    categorical columns, which ``build_features`` factorises on pandas' fast path.
+    Read with COPY (``customers.frames.transaction_frame``): int32 ids, categorical invoice and
+    category, no per-row Python objects.
     """
-    qs = Transaction.objects.all()
-    if customer_pks is not None:
-        qs = qs.filter(customer_id__in=customer_pks)
-    if before is not None:
-        qs = qs.filter(invoiced_at__lt=_utc(before).to_pydatetime())
-    rows = list(
-        qs.annotate(amount_f=Cast("amount", FloatField())).values_list(
-            "customer_id", "invoice", "invoiced_at", "amount_f", "quantity", "is_return", "product__category"
-        )
-    )
-    if not rows:
-        return pd.DataFrame({
-            "customer_id": pd.Series([], dtype="int64"), "invoice": pd.Series([], dtype="object"),
-            "invoiced_at": pd.Series([], dtype="datetime64[ns, UTC]"), "amount": pd.Series([], dtype="float64"),
-            "quantity": pd.Series([], dtype="int64"), "is_return": pd.Series([], dtype=bool),
-            "category": pd.Series([], dtype="object"),
-        })
-    cust, inv, at, amount, qty, ret, cat = zip(*rows, strict=True)
-    return pd.DataFrame({
-        "customer_id": np.asarray(cust, dtype=np.int64),
-        "invoice": pd.Categorical(inv),
-        "invoiced_at": pd.to_datetime(list(at), utc=True),
-        "amount": np.asarray(amount, dtype=np.float64),
-        "quantity": np.asarray(qty, dtype=np.int64),
-        "is_return": np.asarray(ret, dtype=bool),
-        "category": pd.Categorical([c or "" for c in cat]),
-    })
+    return transaction_frame(FRAME_COLUMNS, customer_ids=customer_pks, before=before)
 
 
 def load_customers(customer_pks: list[int] | None = None) -> pd.DataFrame:

@@ -860,6 +860,10 @@ class CLTVConfig:
     seed: int = 0
     holdout_fraction: float = 0.25
     max_abs_correlation: float = 0.3
+    # The model comparison (the slow Pareto/NBD above all) runs on a seeded sample of this many
+    # customers when there are more; the chosen model is then refitted on every customer.
+    # bench/sampled_decisions_bench.py shows the sample takes the full comparison's decision.
+    comparison_sample: int | None = 30_000
 
 
 @dataclass
@@ -913,6 +917,14 @@ def check_calibration_split(cal_holdout: pd.DataFrame, cal_end: pd.Timestamp, ob
         )
 
 
+def comparison_rows(cal_holdout: pd.DataFrame, sample: int | None, seed: int) -> pd.DataFrame:
+    """The customers the model comparison runs on: all of them, or a seeded sample of ``sample``."""
+    if not sample or len(cal_holdout) <= sample:
+        return cal_holdout
+    rows = np.sort(np.random.default_rng(seed).choice(len(cal_holdout), sample, replace=False))
+    return cal_holdout.iloc[rows]
+
+
 def train_cltv(
     transactions: pd.DataFrame,
     *,
@@ -938,8 +950,9 @@ def train_cltv(
         cal_end = pd.Timestamp(calibration_end).normalize()
     cal_holdout = calibration_and_holdout(transactions, cal_end, obs_end, unit=cfg.unit, **cols)
     check_calibration_split(cal_holdout, cal_end, obs_end)
+    compared = comparison_rows(cal_holdout, cfg.comparison_sample, cfg.seed)
     comparison = compare_models(
-        cal_holdout, cfg.models, penalizers=cfg.penalizers, selection_metric=cfg.selection_metric
+        compared, cfg.models, penalizers=cfg.penalizers, selection_metric=cfg.selection_metric
     )
     summary = summary_from_transactions(transactions, obs_end, unit=cfg.unit, **cols)
     fit = fit_transaction_model(
@@ -963,6 +976,7 @@ def train_cltv(
         "holdout_rmse": float(chosen_row["rmse"]),
         "holdout_aggregate_error": float(chosen_row["aggregate_error"]),
         "calibration_end": cal_end.date().isoformat(),
+        "comparison_customers": len(compared),
         "n_customers": fit.n_customers,
         "n_unique_rows": fit.n_unique,
         "log_likelihood": fit.log_likelihood,

@@ -48,6 +48,14 @@ class EmbeddingConfig:
     seed: int = 7
     threads: int = 1
     exact_index_max: int = 50_000  # up to this many vectors: exact search; above: HNSW
+    # above this many vectors: IVF-Flat (builds in seconds at 1M, HNSW in ≈ 6 min; both reach the
+    # recall target, docs/benchmarks.md "FAISS at 1,000,000 vectors")
+    ivf_index_min: int = 300_000
+    ivf_nprobe: int = 8
+    # At most this many customer–product lines are visited in all (epochs are cut to fit, never below
+    # min_epochs): training time stops growing with the number of customers × epochs.
+    max_line_passes: int = 15_000_000
+    min_epochs: int = 3
     hnsw_m: int = 32
     hnsw_ef_construction: int = 80
     hnsw_ef_search: int = 64
@@ -185,6 +193,14 @@ def _sgns_loss(center: torch.Tensor, positive: torch.Tensor, negative: torch.Ten
     return -(pos + neg).mean()
 
 
+def epochs_for(n_lines: int, config: EmbeddingConfig) -> int:
+    """``config.epochs``, cut so that epochs × lines stays within ``max_line_passes`` (never below
+    ``min_epochs``, never above ``config.epochs``)."""
+    if n_lines <= 0 or not config.max_line_passes:
+        return config.epochs
+    return min(config.epochs, max(config.min_epochs, config.max_line_passes // n_lines))
+
+
 def train_customer2vec(
     baskets: Baskets, config: EmbeddingConfig, progress: ProgressFn | None = None
 ) -> TrainedEmbeddings:
@@ -210,8 +226,9 @@ def train_customer2vec(
         # One epoch = every customer–product line once and as many basket pairs (cycled or cut).
         batch_size = effective_batch_size(len(cust_pairs), config.batch_size)
         steps = max(1, math.ceil(len(cust_pairs) / batch_size))
+        epochs = epochs_for(len(cust_pairs), config)
         curve: list[dict[str, float]] = []
-        for epoch in range(config.epochs):
+        for epoch in range(epochs):
             order_c = torch.randperm(len(cust_t), generator=generator)
             order_p = torch.randperm(len(pairs_t), generator=generator) if len(pairs_t) else None
             total, total_items, total_basket = 0.0, 0.0, 0.0
@@ -243,7 +260,7 @@ def train_customer2vec(
             curve.append({"epoch": epoch + 1, "loss": total / n, "customer_loss": total_items / n,
                           "basket_loss": total_basket / n})
             if progress is not None:
-                progress(epoch + 1, config.epochs, total / n)
+                progress(epoch + 1, epochs, total / n)
         return TrainedEmbeddings(
             customer_vectors=model.customer.weight.detach().numpy().astype(np.float32).copy(),
             product_in=model.product_in.weight.detach().numpy().astype(np.float32).copy(),
@@ -384,29 +401,34 @@ class IndexChoice:
 
 
 def choose_index(vectors: np.ndarray, config: EmbeddingConfig) -> IndexChoice:
-    """Exact search up to ``exact_index_max`` vectors, otherwise HNSW with efSearch raised until
-    recall@10 against exact search on a query sample reaches ``target_recall``."""
+    """Exact search up to ``exact_index_max`` vectors, HNSW up to ``ivf_index_min``, IVF-Flat above;
+    the search effort (efSearch / nprobe) is raised until recall@10 against exact search on a query
+    sample reaches ``target_recall``."""
     started = time.perf_counter()
     if len(vectors) <= config.exact_index_max:
         index = build_index(vectors, "exact")
         return IndexChoice(index, "exact", 1.0, None, time.perf_counter() - started)
-    index = build_index(vectors, "hnsw", hnsw_m=config.hnsw_m, ef_construction=config.hnsw_ef_construction,
-                        ef_search=config.hnsw_ef_search)
+    if len(vectors) > config.ivf_index_min:
+        kind, effort = "ivf", config.ivf_nprobe
+        index = build_index(vectors, "ivf", nprobe=effort)
+    else:
+        kind, effort = "hnsw", config.hnsw_ef_search
+        index = build_index(vectors, "hnsw", hnsw_m=config.hnsw_m, ef_construction=config.hnsw_ef_construction,
+                            ef_search=effort)
     build_seconds = time.perf_counter() - started
     exact = build_index(vectors, "exact")
     rng = np.random.default_rng(config.seed)
     queries = vectors[rng.choice(len(vectors), min(config.recall_queries, len(vectors)), replace=False)]
     tuning = []
-    effort = config.hnsw_ef_search
     recall = 0.0
     while True:
         set_search_effort(index, effort)
         recall = recall_at_k(index, exact, queries, 10)
-        tuning.append({"ef_search": effort, "recall_at_10": recall})
+        tuning.append({"ef_search" if kind == "hnsw" else "nprobe": effort, "recall_at_10": recall})
         if recall >= config.target_recall or effort >= 1024:
             break
         effort *= 2
-    return IndexChoice(index, "hnsw", recall, effort, build_seconds, tuning)
+    return IndexChoice(index, kind, recall, effort, build_seconds, tuning)
 
 
 # --- Evaluation and the map ------------------------------------------------------------------------------

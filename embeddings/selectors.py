@@ -120,13 +120,6 @@ def purchased_product_ids(customer_pks: list[int]) -> dict[int, list[int]]:
     return out
 
 
-def purchase_lines():
-    """Every purchase line (customer pk, invoice, product pk, category, time, amount) for training."""
-    return (Transaction.objects.filter(is_return=False, product__isnull=False)
-            .values_list("customer_id", "invoice", "product_id", "product__category", "invoiced_at", "amount")
-            .order_by().iterator(chunk_size=50_000))
-
-
 def recommended_products(skus: list[str], k: int = 3) -> dict[str, list[str]]:
     """For each sku, the names of its ``k`` nearest products in the active lookalikes model (products bought
     in similar baskets); empty when no model is active or the sku is unknown to it."""

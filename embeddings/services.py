@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import transaction
 
 from cltv.services import registry_safe
+from rfm_portal.customers.frames import transaction_frame
 from rfm_portal.customers.models import Customer, Product
 from rfm_portal.mlops import services as registry
 from rfm_portal.mlops.models import ModelVersion
@@ -45,12 +46,9 @@ def config_from_settings(**overrides: Any) -> EmbeddingConfig:
 
 
 def purchase_frame() -> pd.DataFrame:
-    rows = list(selectors.purchase_lines())
-    frame = pd.DataFrame.from_records(
-        rows, columns=["customer_id", "invoice", "product_id", "category", "invoiced_at", "amount"])
-    frame["invoiced_at"] = pd.to_datetime(frame["invoiced_at"], utc=True)
-    frame["amount"] = frame["amount"].astype(float)
-    return frame
+    """Every purchase line with a product (customer pk, invoice, product pk, category, time, amount), via COPY."""
+    return transaction_frame(("customer_id", "invoice", "product_id", "category", "invoiced_at", "amount"),
+                             purchases_only=True, with_product=True)
 
 
 def taste_check(bundle: EmbeddingBundle, rfm: np.ndarray, truth_path: str | Path, seed: int) -> dict[str, Any]:
@@ -92,8 +90,8 @@ def _model_card(metrics: dict[str, Any], config: EmbeddingConfig) -> str:
         "",
         f"Data: {metrics['n_customers']:,} customers, {metrics['n_products']:,} products, "
         f"{metrics['n_purchase_lines']:,} purchase lines, {metrics['n_basket_pairs']:,} within-basket pairs.",
-        f"Settings: {config.dim} dimensions, {config.epochs} epochs, {config.negatives} negatives, seed {config.seed}"
-        f" (deterministic), {metrics['train_seconds']:.1f} s.",
+        f"Settings: {config.dim} dimensions, {len(metrics['loss_curve'])} epochs, {config.negatives} negatives, "
+        f"seed {config.seed} (deterministic), {metrics['train_seconds']:.1f} s.",
         f"Index: {metrics['index_kind']} (cosine), recall@10 vs exact {metrics['index_recall_at_10']:.3f}.",
     ]
     if quality:

@@ -231,6 +231,10 @@ CELERY_BEAT_SCHEDULE.update(UPLIFT_BEAT_SCHEDULE)
 UPLIFT_CONTACT_COST = float(os.environ.get("UPLIFT_CONTACT_COST", 0.25))
 UPLIFT_INCENTIVE_COST = float(os.environ.get("UPLIFT_INCENTIVE_COST", 2.0))
 UPLIFT_MARGIN = float(os.environ.get("UPLIFT_MARGIN", 0.4))
+# Campaign customers the uplift learners are trained and compared on (a seeded sample stratified by
+# arm and outcome above it; every customer is still scored). 20k vs 100k: Qini share of the oracle
+# 0.737 vs 0.749 at 5× the rows and ≈ 3.5× the time (docs/benchmarks.md, Uplift). 0 = no cap.
+UPLIFT_MAX_TRAIN_ROWS = int(os.environ.get("UPLIFT_MAX_TRAIN_ROWS", 20_000))
 CELERY_BEAT_SCHEDULE.update(EMBEDDINGS_BEAT_SCHEDULE)
 # Campaign planner: channels offered on a new campaign (cost per contact; effect relative to the channel the uplift
 # model learned from) and contact fatigue (customers contacted in the last N days are left out).
@@ -356,6 +360,8 @@ EMBEDDINGS = {
     "seed": int(os.environ.get("EMBEDDINGS_SEED", 7)),
     "threads": int(os.environ.get("EMBEDDINGS_THREADS", 1)),  # fixed: training is deterministic per seed
     "exact_index_max": int(os.environ.get("EMBEDDINGS_EXACT_INDEX_MAX", 50_000)),
+    "ivf_index_min": int(os.environ.get("EMBEDDINGS_IVF_INDEX_MIN", 300_000)),
+    "max_line_passes": int(os.environ.get("EMBEDDINGS_MAX_LINE_PASSES", 15_000_000)),
     "map_method": os.environ.get("EMBEDDINGS_MAP_METHOD", "tsne"),
     "map_sample": int(os.environ.get("EMBEDDINGS_MAP_SAMPLE", 1500)),
 }

@@ -393,7 +393,9 @@ class KSearchResult:
 
     ``silhouette[i]`` and ``inertia[i]`` belong to ``k_values[i]``; silhouette is computed on a
     seeded sample of ``sample_size`` customers (all of them when the data are small), inertia
-    on all customers. ``labels`` holds the raw K-Means labels per k (before value ordering) so
+    on all customers. Each candidate is fitted on ``fit_rows`` customers: all of them up to the
+    search sample size, else a seeded sample (the chosen k is then refitted on every customer).
+    ``labels`` holds the raw K-Means labels per k (before value ordering) of a search on all rows, so
     the chosen fit is not recomputed; ``seconds`` the wall time per k (fit + silhouette).
     """
 
@@ -409,6 +411,7 @@ class KSearchResult:
     labels: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     centers: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
     seconds: tuple[float, ...] = field(default=(), repr=False, compare=False)
+    fit_rows: int = 0
 
     def table(self) -> pd.DataFrame:
         return pd.DataFrame(
@@ -437,6 +440,9 @@ class KSearchResult:
 
 
 MINIBATCH_THRESHOLD = 5_000_000
+# Above this many customers the search over k fits each candidate on a seeded sample of this size;
+# bench/sampled_decisions_bench.py shows the chosen k is the one a search on every row picks.
+SEARCH_SAMPLE = 50_000
 LARGE_N = 200_000
 SINGLE_THREAD_MAX = 50_000
 
@@ -564,12 +570,14 @@ def search_k(
     tolerance: float = 0.01,
     minibatch_threshold: int = MINIBATCH_THRESHOLD,
     min_k: int = MARKETER_MIN_K,
+    search_sample: int = SEARCH_SAMPLE,
 ) -> KSearchResult:
     """Fit K-Means for each k and choose one.
 
-    * Each candidate k is fitted on all rows of the transformed matrix ``x`` with fixed
-      ``random_state`` and ``n_init`` (see :func:`fit_kmeans`); its inertia (within-cluster sum
-      of squares, for the elbow plot) is on all rows.
+    * Each candidate k is fitted on all rows of the transformed matrix ``x`` — or, above
+      ``search_sample`` rows, on one seeded sample of that size — with fixed ``random_state`` and
+      ``n_init`` (see :func:`fit_kmeans`); its inertia (within-cluster sum of squares, for the
+      elbow plot) is on all rows.
     * Silhouette is computed on one seeded random sample of at most ``silhouette_sample`` rows,
       the same sample for every k (exact silhouette is quadratic in n).
     * Choice (:func:`_choose_k`): among k ≥ ``min_k`` (a marketer's floor, unless a smaller k is
@@ -598,6 +606,8 @@ def search_k(
             f"These customers support at most k = {k_max} clusters, fewer than the smallest candidate k = {wanted[0]}."
         )
 
+    fit_index = _sample_index(n, search_sample, random_state + 1)
+    x_fit = x[fit_index] if len(fit_index) < n else x
     sample = _sample_index(n, silhouette_sample, random_state)
     xs = x[sample]
     sils: list[float] = []
@@ -608,12 +618,17 @@ def search_k(
     seconds: list[float] = []
     for k in ks:
         started = time.perf_counter()
-        model = fit_kmeans(x, k, random_state=random_state, minibatch_threshold=minibatch_threshold)
-        lab = model.labels_.astype(np.int32)
-        labels[k], centers[k] = lab, model.cluster_centers_
+        model = fit_kmeans(x_fit, k, random_state=random_state, minibatch_threshold=minibatch_threshold)
+        centers[k] = model.cluster_centers_
         algorithm = f"{type(model).__name__} (n_init={model.n_init})"
-        inertias.append(float(model.inertia_))
-        ls = lab[sample]
+        if x_fit is x:
+            labels[k] = model.labels_.astype(np.int32)
+            inertias.append(float(model.inertia_))
+            ls = labels[k][sample]
+        else:  # sampled fit: inertia on every row (one pass), silhouette labels by nearest centre
+            with _threads(n):
+                inertias.append(float(-model.score(x)))
+            ls = model.predict(xs).astype(np.int32)
         n_lab = len(np.unique(ls))
         with _threads(len(xs)):
             sils.append(float(silhouette_score(xs, ls)) if 2 <= n_lab <= len(xs) - 1 else float("nan"))
@@ -638,6 +653,7 @@ def search_k(
         labels=labels,
         centers=centers,
         seconds=tuple(seconds),
+        fit_rows=len(x_fit),
     )
 
 
@@ -844,6 +860,7 @@ def cluster_rfm(
     tolerance: float = 0.01,
     minibatch_threshold: int = MINIBATCH_THRESHOLD,
     min_k: int = MARKETER_MIN_K,
+    search_sample: int = SEARCH_SAMPLE,
 ) -> ClusteringResult:
     """K-Means segmentation of an RFM table, with automatic or overridden k.
 
@@ -872,6 +889,7 @@ def cluster_rfm(
             tolerance=tolerance,
             minibatch_threshold=minibatch_threshold,
             min_k=min_k,
+            search_sample=search_sample,
         )
     if k is None:
         assert result is not None

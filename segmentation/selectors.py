@@ -24,6 +24,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Abs, Coalesce, TruncDay
 
+from rfm_portal.customers.frames import copy_frame, transaction_frame
 from rfm_portal.customers.models import Customer, Transaction
 from rfm_portal.mlops import selectors as mlops_selectors
 from rfm_portal.mlops.models import ModelVersion
@@ -101,35 +102,32 @@ def rfm_frame(cutoff: dt.date | dt.datetime | str | None = None) -> pd.DataFrame
     cut = default_cutoff() if cutoff is None else cutoff_datetime(cutoff)
     if cut is None:
         raise SegmentationError("There are no transactions yet, so there is nothing to segment. Import some first.")
-    rows = list(rfm_queryset(cut))
-    if not rows:
+    frame = _copy_rfm(rfm_queryset(cut))
+    if frame.empty:
         raise SegmentationError(f"No customer made a purchase before the cut-off {cut.date().isoformat()}.")
-    ids, recency, frequency, monetary, first, last = zip(*rows, strict=True)
-    frame = pd.DataFrame(
-        {
-            "customer_id": np.fromiter(ids, dtype=np.int64, count=len(rows)),
-            "recency_days": np.fromiter((r.days for r in recency), dtype=np.int64, count=len(rows)),
-            "frequency": np.fromiter(frequency, dtype=np.int64, count=len(rows)),
-            "monetary": np.fromiter((float(m) for m in monetary), dtype=np.float64, count=len(rows)),
-            "first_purchase": pd.to_datetime(list(first), utc=True).as_unit("ns"),
-            "last_purchase": pd.to_datetime(list(last), utc=True).as_unit("ns"),
-        }
-    )
     frame.attrs["cutoff"] = pd.Timestamp(cut).tz_convert("UTC")
+    return frame
+
+
+def _copy_rfm(queryset: QuerySet) -> pd.DataFrame:
+    """Run the RFM aggregate under COPY: whole days, exact ten-thousandths, epoch microseconds."""
+    sql, params = queryset.query.sql_with_params()
+    outer = (
+        "SELECT customer_id, floor(extract(epoch FROM recency) / 86400)::int8, frequency, (monetary * 10000)::int8,"
+        " (extract(epoch FROM first_purchase) * 1000000)::int8, (extract(epoch FROM last_purchase) * 1000000)::int8"
+        f" FROM ({sql}) rfm ORDER BY customer_id"
+    )
+    frame = copy_frame(outer, params, {"customer_id": "int64", "recency_days": "int64", "frequency": "int64",
+                                       "monetary": "int64", "first_purchase": "int64", "last_purchase": "int64"})
+    frame["monetary"] = frame["monetary"].to_numpy() / 1e4
+    for column in ("first_purchase", "last_purchase"):
+        frame[column] = pd.to_datetime(frame[column].to_numpy() * 1000, utc=True)
     return frame
 
 
 def transactions_frame(cutoff: dt.datetime | None = None) -> pd.DataFrame:
     """The raw transaction rows in the input layout of ``pipeline.rfm_table`` (for checks and benches)."""
-    qs = Transaction.objects.all()
-    if cutoff is not None:
-        qs = qs.filter(invoiced_at__lt=cutoff)
-    rows = list(qs.values_list("customer_id", "invoice", "invoiced_at", "amount", "is_return"))
-    frame = pd.DataFrame(rows, columns=["customer_id", "invoice", "invoiced_at", "amount", "is_return"])
-    frame["invoiced_at"] = pd.to_datetime(frame["invoiced_at"], utc=True)
-    frame["amount"] = frame["amount"].astype(np.float64)
-    frame["is_return"] = frame["is_return"].astype(bool)
-    return frame
+    return transaction_frame(("customer_id", "invoice", "invoiced_at", "amount", "is_return"), before=cutoff)
 
 
 # --- The active version and what was stored with it -----------------------------------------

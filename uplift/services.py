@@ -29,6 +29,8 @@ from django.db.models import Count, FloatField, Max, Q
 from django.db.models.functions import Cast
 
 from rfm_portal.customers.features import FEATURE_COLUMNS, build_features, build_features_at
+from rfm_portal.customers.frames import FEATURE_COLUMNS as FRAME_COLUMNS
+from rfm_portal.customers.frames import transaction_frame
 from rfm_portal.customers.models import CampaignHistory, Customer, Transaction
 from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
@@ -109,24 +111,8 @@ def default_campaign() -> str:
 
 
 def load_transactions(customer_pks: list[int] | None = None, before: Any = None) -> pd.DataFrame:
-    """Transactions as ``build_features`` expects them (``customer_id`` = customer pk), one query."""
-    qs = Transaction.objects.all()
-    if customer_pks is not None:
-        qs = qs.filter(customer_id__in=customer_pks)
-    if before is not None:
-        qs = qs.filter(invoiced_at__lt=_utc(before).to_pydatetime())
-    rows = list(qs.annotate(amount_f=Cast("amount", FloatField())).values_list(
-        "customer_id", "invoice", "invoiced_at", "amount_f", "quantity", "is_return", "product__category"))
-    cust, inv, at, amount, qty, ret, cat = zip(*rows, strict=True) if rows else ((),) * 7
-    return pd.DataFrame({
-        "customer_id": np.asarray(cust, dtype=np.int64),
-        "invoice": pd.Categorical(inv),
-        "invoiced_at": pd.to_datetime(list(at), utc=True),
-        "amount": np.asarray(amount, dtype=np.float64),
-        "quantity": np.asarray(qty, dtype=np.int64),
-        "is_return": np.asarray(ret, dtype=bool),
-        "category": pd.Categorical([c or "" for c in cat]),
-    })
+    """Transactions as ``build_features`` expects them (``customer_id`` = customer pk), read with COPY."""
+    return transaction_frame(FRAME_COLUMNS, customer_ids=customer_pks, before=before)
 
 
 def load_customers(customer_pks: list[int] | None = None) -> pd.DataFrame:
@@ -174,6 +160,16 @@ def campaign_training_frame(campaign: str) -> tuple[pd.DataFrame, dict[str, Any]
             "excluded_no_history": int(len(outcome) - len(frame)),
             "sent_from": cutoffs.min().isoformat(), "sent_to": cutoffs.max().isoformat()}
     return frame, info
+
+
+def capped_training_frame(frame: pd.DataFrame, max_rows: int, seed: int) -> pd.DataFrame:
+    """At most about ``max_rows`` campaign customers: a seeded sample with every (arm, converted) stratum
+    in its original proportion, in the original order. ``max_rows`` 0 or a smaller frame: the frame."""
+    if not max_rows or len(frame) <= max_rows:
+        return frame
+    strata = frame["treated"].astype(int) * 2 + (frame["converted"] > 0).astype(int)
+    keep = frame.groupby(strata.to_numpy(), sort=True).sample(frac=max_rows / len(frame), random_state=seed).index
+    return frame.loc[frame.index.isin(keep)]
 
 
 def _churn_risk_rule() -> tuple[Any, str]:
@@ -278,6 +274,10 @@ def train_uplift_model(
                           "before the send, so there is nothing to learn from.")
     progress.report(10, f"Campaign '{name}': {len(frame):,} customers with history before the send "
                         f"({info['excluded_no_history']:,} left out)")
+    frame = capped_training_frame(frame, settings.UPLIFT_MAX_TRAIN_ROWS, seed=cfg.random_state)
+    info["trained_on_customers"] = len(frame)
+    if len(frame) < info["used_customers"]:
+        progress.report(11, f"Learning from a sample of {len(frame):,} of them (stratified by arm and outcome)")
     from uplift.pipeline import campaign_checks
 
     campaign_checks(frame, list(FEATURE_COLUMNS), cfg)  # refuse before anything is registered

@@ -261,3 +261,20 @@ def test_default_holdout_split_and_daily_unit(cdnow_sample: pd.DataFrame) -> Non
     np.testing.assert_allclose(
         scores["expected_purchases_90d"], weekly_bundle.predict(weekly_payload)["expected_purchases_90d"], rtol=1e-3
     )
+
+
+def test_a_comparison_on_a_sample_takes_the_full_comparisons_decision(cdnow_master: pd.DataFrame) -> None:
+    # The full CDNOW master (23,570 customers): the comparison on a 10,000-customer sample picks the
+    # model the comparison on every customer picks, and the sampled fits' parameters stay close.
+    cal = calibration_and_holdout(cdnow_master, CALIBRATION_END, OBSERVATION_END, unit="W")
+    models = ("bgnbd", "pareto_nbd")  # the fast model and the slow challenger
+    full = P.compare_models(cal, models)
+    sampled_rows = P.comparison_rows(cal, 10_000, seed=0)
+    assert len(sampled_rows) == 10_000 and P.comparison_rows(cal, None, seed=0) is cal
+    sampled = P.compare_models(sampled_rows, models)
+    assert sampled.chosen == full.chosen
+    full_rmse = full.table.set_index("model")["rmse"]
+    sampled_rmse = sampled.table.set_index("model")["rmse"]
+    assert list(sampled_rmse.sort_values().index) == list(full_rmse.sort_values().index)  # same ranking
+    for name in ("r", "alpha", "a", "b"):  # BG/NBD on 10k of 23.5k customers: within 15 %
+        assert sampled.fits["bgnbd"].params[name] == pytest.approx(full.fits["bgnbd"].params[name], rel=0.15)

@@ -151,3 +151,20 @@ def test_bundle_search_excludes_the_seed_and_respects_a_mask(fitted):
     rows, _ = bundle.search(bundle.fold_in_skus(garden), 10)
     favourite = np.array(bundle.categories)[bundle.category_mix[rows].argmax(axis=1)]
     assert (favourite == "Garden").mean() >= 0.6
+
+
+def test_choose_index_ivf_above_its_threshold_tuned_to_the_recall_target(fitted):
+    x = pipeline.normalise(fitted.trained.customer_vectors)
+    forced = pipeline.choose_index(x, pipeline.EmbeddingConfig(exact_index_max=100, ivf_index_min=200, ivf_nprobe=1,
+                                                               recall_queries=200))
+    assert forced.kind == "ivf" and forced.recall_at_10 >= INDEX_RECALL_FLOOR
+    assert forced.tuning[0] == {"nprobe": 1, "recall_at_10": forced.tuning[0]["recall_at_10"]}
+    assert forced.tuning[-1]["recall_at_10"] == forced.recall_at_10 and forced.effort >= 1
+
+
+def test_epochs_are_cut_to_the_line_budget_but_not_below_the_floor():
+    config = pipeline.EmbeddingConfig(epochs=15, max_line_passes=15_000_000, min_epochs=3)
+    assert pipeline.epochs_for(1_000_000, config) == 15
+    assert pipeline.epochs_for(2_500_000, config) == 6
+    assert pipeline.epochs_for(10_000_000, config) == 3
+    assert pipeline.epochs_for(10_000_000, pipeline.EmbeddingConfig(max_line_passes=0)) == 15

@@ -643,3 +643,22 @@ def test_migration_matrix_for_cluster_names_and_duplicates():
         migration_matrix(pd.Series(["a", "b"], index=[1, 1]), after)
     empty = migration_matrix(pd.Series([], dtype=object), pd.Series([], dtype=object))
     assert empty.to_numpy().sum() == 0
+
+
+@pytest.mark.parametrize("seed", [3, 4, 5])
+def test_a_search_on_a_sample_chooses_the_k_of_a_search_on_every_row(seed):
+    transactions, _ = planted_transactions(6000, seed=seed)
+    rfm = rfm_table(transactions)
+    x = RFMTransform.fit(rfm).transform(rfm)
+    ks = range(2, 8)
+    everything = search_k(x, ks, silhouette_sample=2500, random_state=0, search_sample=len(x))
+    sampled = search_k(x, ks, silhouette_sample=2500, random_state=0, search_sample=2000)
+    assert everything.fit_rows == len(x) and sampled.fit_rows == 2000 and not sampled.labels
+    assert sampled.chosen_k == everything.chosen_k
+    at = list(ks).index(everything.chosen_k)
+    assert abs(sampled.silhouette[at] - everything.silhouette[at]) < 0.02
+    # inertia is on every row either way; a sample's centres are almost as good as all rows' ones
+    assert everything.inertia[at] <= sampled.inertia[at] <= 1.02 * everything.inertia[at]
+    # the final model is fitted on every row, whichever way k was found
+    result = cluster_rfm(rfm, k_values=ks, random_state=0, search_sample=2000)
+    assert result.k == everything.chosen_k and len(result.labels) == len(rfm)
