@@ -49,13 +49,8 @@ class CustomerTotals(models.Model):
                                   help_text="all amounts, returns negative; NULL without transactions")
     last_purchase = models.DateTimeField(null=True)
 
-    class Meta:
-        # The table's sorts: descending with NULLs last, as customer_table orders them.
-        indexes = [
-            models.Index(models.F("revenue").desc(nulls_last=True), name="customer_totals_revenue"),
-            models.Index(models.F("orders").desc(nulls_last=True), name="customer_totals_orders"),
-            models.Index(models.F("last_purchase").desc(nulls_last=True), name="customer_totals_last"),
-        ]
+    # The table's sorts (descending, NULLs last) are indexed by migration 0001 on PostgreSQL (SQLite, the embedded
+    # default, has no NULLS LAST in an index): customer_totals_revenue, customer_totals_orders, customer_totals_last.
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.orders} orders, {self.revenue}"
