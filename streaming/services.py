@@ -125,7 +125,7 @@ def _history(pks: list[int]) -> pd.DataFrame:
         cursor.execute(
             f"""
             SELECT t.customer_id, t.invoice, (extract(epoch FROM t.invoiced_at) * 1000000)::int8, t.amount::float8,
-                   t.quantity, t.is_return, coalesce(p.category, '')
+                   t.is_return, coalesce(p.category, '')
             FROM {Transaction._meta.db_table} t LEFT JOIN {Product._meta.db_table} p ON p.id = t.product_id
             WHERE t.customer_id = ANY(%s::bigint[])
             """,
@@ -134,13 +134,12 @@ def _history(pks: list[int]) -> pd.DataFrame:
         rows = cursor.fetchall()
     if not rows:
         return churn_services.load_transactions([])
-    cust, inv, at_us, amount, qty, ret, cat = zip(*rows, strict=True)
+    cust, inv, at_us, amount, ret, cat = zip(*rows, strict=True)
     return pd.DataFrame({
         "customer_id": np.asarray(cust, dtype=np.int64),
         "invoice": pd.Categorical(inv),
         "invoiced_at": pd.to_datetime(np.asarray(at_us, dtype=np.int64), unit="us", utc=True),
         "amount": np.asarray(amount, dtype=np.float64),
-        "quantity": np.asarray(qty, dtype=np.int64),
         "is_return": np.asarray(ret, dtype=bool),
         "category": pd.Categorical(cat),
     })
@@ -179,8 +178,8 @@ def _per_event_features(events: list[Event], pks: list[int], tx: pd.DataFrame | 
     rows = rows.assign(invoiced_at=rows["invoiced_at"] + rows["shift"], customer_id=rows["key"])
     cust = customers.merge(ev_frame, on="customer_id", how="inner")
     cust = cust.assign(first_seen=cust["first_seen"] + cust["shift"], customer_id=cust["key"])
-    return build_features(rows[["customer_id", "invoice", "invoiced_at", "amount", "quantity", "is_return",
-                                "category"]], common, cust[["customer_id", "country", "first_seen"]])
+    return build_features(rows[["customer_id", "invoice", "invoiced_at", "amount", "is_return", "category"]],
+                          common, cust[["customer_id", "country", "first_seen"]])
 
 
 def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int], days: pd.DataFrame | None = None
