@@ -123,7 +123,9 @@ if DATABASE_URL:
     # Total on the server: web workers x DB_POOL_MAX_SIZE (+ each Celery worker process's own pool).
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=0)}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"]["CONN_HEALTH_CHECKS"] = False  # the pool discards broken connections itself
+        # With a pool, Django turns this into the pool's check on borrowing: a connection the server closed while
+        # it sat idle (a PostgreSQL restart, a proxy's idle timeout) is replaced instead of failing a request.
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = env_bool("DB_POOL_CHECK", True)
         DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
             "min_size": int(os.environ.get("DB_POOL_MIN_SIZE", 1)),
             "max_size": int(os.environ.get("DB_POOL_MAX_SIZE", 4)),
