@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from django.db import connection
 from django.db.models import (
     Count,
     DateTimeField,
@@ -111,6 +112,19 @@ def rfm_frame(cutoff: dt.date | dt.datetime | str | None = None) -> pd.DataFrame
 
 def _copy_rfm(queryset: QuerySet) -> pd.DataFrame:
     """Run the RFM aggregate under COPY: whole days, exact ten-thousandths, epoch microseconds."""
+    if connection.vendor != "postgresql":  # the embedded SQLite: no COPY, the ORM rows
+        rows = list(queryset)
+        if not rows:
+            return pd.DataFrame(columns=list(RFM_FRAME_COLUMNS))
+        ids, recency, frequency, monetary, first, last = zip(*rows, strict=True)
+        return pd.DataFrame({
+            "customer_id": np.fromiter(ids, dtype=np.int64, count=len(rows)),
+            "recency_days": np.fromiter((r.days for r in recency), dtype=np.int64, count=len(rows)),
+            "frequency": np.fromiter(frequency, dtype=np.int64, count=len(rows)),
+            "monetary": np.fromiter((float(m) for m in monetary), dtype=np.float64, count=len(rows)),
+            "first_purchase": pd.to_datetime(list(first), utc=True).as_unit("ns"),
+            "last_purchase": pd.to_datetime(list(last), utc=True).as_unit("ns"),
+        })
     sql, params = queryset.query.sql_with_params()
     outer = (
         "SELECT customer_id, floor(extract(epoch FROM recency) / 86400)::int8, frequency, (monetary * 10000)::int8,"

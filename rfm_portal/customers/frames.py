@@ -125,6 +125,43 @@ def _product_categories() -> tuple[np.ndarray, list[str]]:
     return by_product, names
 
 
+def _transaction_frame_orm(wanted: list[str], customer_ids: Sequence[int] | None, before: Any,
+                           purchases_only: bool, with_product: bool) -> pd.DataFrame:
+    """``transaction_frame`` through the ORM, for databases without COPY (the embedded SQLite)."""
+    from rfm_portal.customers.models import Transaction
+
+    qs = Transaction.objects.all()
+    if customer_ids is not None:
+        qs = qs.filter(customer_id__in=[int(pk) for pk in customer_ids])
+    if before is not None:
+        ts = pd.Timestamp(before)
+        qs = qs.filter(invoiced_at__lt=(ts.tz_localize("UTC") if ts.tzinfo is None else ts).to_pydatetime())
+    if purchases_only:
+        qs = qs.filter(is_return=False)
+    if with_product:
+        qs = qs.filter(product__isnull=False)
+    fields = {"customer_id": "customer_id", "invoice": "invoice", "invoiced_at": "invoiced_at", "amount": "amount",
+              "quantity": "quantity", "is_return": "is_return", "product_id": "product_id",
+              "category": "product__category"}
+    rows = list(qs.values_list(*(fields[c] for c in wanted)).iterator(chunk_size=20_000))
+    frame = pd.DataFrame.from_records(rows, columns=wanted)
+    for name in wanted:
+        if name in ("customer_id", "quantity"):
+            frame[name] = frame[name].astype("int32")
+        elif name == "product_id":
+            frame[name] = frame[name].fillna(-1).astype("int32")
+        elif name == "invoiced_at":
+            frame[name] = pd.to_datetime(frame[name], utc=True).astype("datetime64[ns, UTC]")
+        elif name == "amount":
+            frame[name] = frame[name].astype(float)
+        elif name == "is_return":
+            frame[name] = frame[name].astype(bool)
+        else:  # invoice, category ("" is always a category, as on the COPY path)
+            values = frame[name].fillna("").astype(str)
+            frame[name] = pd.Categorical(values, categories=sorted(set(values) | {""}))
+    return frame
+
+
 def transaction_frame(
     columns: Iterable[str] = FEATURE_COLUMNS,
     *,
@@ -146,6 +183,8 @@ def transaction_frame(
     unknown = set(wanted) - set(TRANSACTION_COLUMNS)
     if unknown:
         raise ValueError(f"unknown transaction columns: {sorted(unknown)}")
+    if connection.vendor != "postgresql":
+        return _transaction_frame_orm(wanted, customer_ids, before, purchases_only, with_product)
     fetched = [c for c in wanted if c != "category"]
     if "category" in wanted and "product_id" not in fetched:
         fetched.append("product_id")
