@@ -26,7 +26,7 @@ from django.db.models import Max
 from django.utils import timezone
 
 from .model_cards import refresh_model_card
-from .models import Job, ModelVersion
+from .models import Job, ModelVersion, ScoringRun
 from .progress import current_job
 from .signals import model_activated, model_training_failed
 
@@ -121,9 +121,20 @@ def promote(mv: ModelVersion, user: Any = None) -> ModelVersion:
             return target
         if target.status not in (Status.READY, Status.RETIRED):
             raise RegistryError(f"only a ready or retired version can be promoted, not {target.status}")
+        if _first_scoring_unfinished(target):
+            raise RegistryError(f"{target} is still scoring its customers: it can be promoted once every customer "
+                                "has a score")
         _activate(target, promoted_by=user)
     mv.refresh_from_db()
     return mv
+
+
+def _first_scoring_unfinished(mv: ModelVersion) -> bool:
+    # A training marks its version ready before its chunked scoring run has written every customer's
+    # score (rfm_portal.mlops.scoring); promoted then, pages and exports would miss customers. A version
+    # that has finished one run keeps a complete set of rows while it is re-scored, chunk by chunk.
+    runs = set(mv.scoring_runs.values_list("state", flat=True).distinct())
+    return ScoringRun.State.RUNNING in runs and ScoringRun.State.SUCCEEDED not in runs
 
 
 def rollback(kind: str) -> ModelVersion:

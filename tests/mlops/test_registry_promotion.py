@@ -102,3 +102,31 @@ def test_concurrent_promotions_and_rollbacks_keep_one_active():
     )
     assert not [r for r in results if isinstance(r, BaseException) and not isinstance(r, services.RegistryError)]
     assert list(statuses().values()).count(Status.ACTIVE) == 1
+
+
+@pytest.mark.django_db
+def test_a_version_still_writing_its_first_scores_cannot_be_promoted():
+    from rfm_portal.mlops.models import ScoringRun
+
+    mv = ready_version()
+    run = ScoringRun.objects.create(model_version=mv, chunk_size=100, chunks_total=3)
+    with pytest.raises(services.RegistryError, match="still scoring its customers"):
+        services.promote(mv)
+    assert statuses() == {1: Status.READY}
+
+    run.state = ScoringRun.State.SUCCEEDED
+    run.save(update_fields=["state"])
+    services.promote(mv)
+    assert statuses() == {1: Status.ACTIVE}
+
+
+@pytest.mark.django_db
+def test_re_scoring_a_fully_scored_version_does_not_block_its_promotion():
+    from rfm_portal.mlops.models import ScoringRun
+
+    v1, v2 = ready_version(), ready_version()
+    services.promote(v1)
+    ScoringRun.objects.create(model_version=v2, chunk_size=100, state=ScoringRun.State.SUCCEEDED)
+    ScoringRun.objects.create(model_version=v2, chunk_size=100)  # a later "score all customers" job, running
+    services.promote(v2)
+    assert statuses() == {1: Status.RETIRED, 2: Status.ACTIVE}
