@@ -2,7 +2,8 @@
 
 Imported by the test process and by real worker processes (``--include``), so both know the scorer.
 A customer whose external id starts with ``fail`` makes its chunk fail; one starting with ``slow``
-makes its chunk take a while (to watch workers share the chunks).
+makes its chunk take a while (to watch workers share the chunks); one starting with ``hang`` makes the
+chunk write a row of its own and then hang (to kill the process half-way through the chunk).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from rfm_portal.mlops.services import complete_model_version, start_model_versio
 
 KIND = "tests_scoring"
 SLOW_SECONDS = 0.3
+HANG_SECONDS = 120
 
 
 def expected_probability(pk: int, weight: float) -> float:
@@ -31,6 +33,12 @@ def score(mv: ModelVersion, artifact: dict[str, Any], customer_pks: list[int], p
         raise ValueError("a customer this model cannot score")
     if any(external[pk].startswith("slow") for pk in customer_pks):
         time.sleep(SLOW_SECONDS)
+    if any(external[pk].startswith("hang") for pk in customer_pks):
+        # half-way: a row written in the chunk's transaction, then never finishing
+        ChurnScore.objects.create(model_version=mv, customer_id=customer_pks[0], probability=0.5, risk_band="low",
+                                  scored_at=dt.datetime.fromisoformat(params["scored_at"]))
+        print("hanging", flush=True)
+        time.sleep(HANG_SECONDS)
     scored_at = dt.datetime.fromisoformat(params["scored_at"])
     return ScoredChunk(
         {
