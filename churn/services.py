@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+from collections import Counter
 from typing import Any, Protocol
 
 import numpy as np
@@ -40,7 +41,7 @@ from rfm_portal.customers.frames import transaction_frame
 from rfm_portal.customers.models import Customer, Transaction
 from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
-from rfm_portal.mlops.scoring import ChunkScorer, ScoredChunk, rows_written, score_all_customers
+from rfm_portal.mlops.scoring import ChunkScorer, ScoredChunk, chunk_summaries, rows_written, score_all_customers
 from rfm_portal.mlops.services import (
     complete_model_version,
     fail_model_version,
@@ -231,18 +232,22 @@ def train_churn_model(
                   model_card_text(result, cfg, "challenger — lost the backtest, not serving", loser))
 
         progress.report(55, "Scoring customers as of the cut-off")
-        X = build_features(tx, cut, customers)
+        del tx, latest  # the chunks read their customers' features themselves: free the frames first
         metrics = _metrics_for(result, result.champion, "champion", cfg, groups)
         metrics["comparison"] = result.metrics  # both models, with curves, for the comparison charts
-        metrics["scored_customers"] = len(X)
         metrics["challenger_version"] = {"id": cmv.pk, "version": cmv.version, "model_kind": loser}
-        p = result.bundle.predict_proba(X) if len(X) else np.array([])
-        bands = result.bundle.bands.assign(p)
-        metrics["risk_bands"] = {b: int((bands == b).sum()) for b in ("low", "medium", "high")}
         mv.params = {**mv.params, "model_kind": result.champion, "features": list(result.bundle.features)}
         mv.save(update_fields=["params"])
         _register(KIND, result.bundle, mv, metrics, model_card_text(result, cfg, "champion", result.champion))
-        n = rows_written(score_all_customers(mv, progress=progress, span=(55, 95)))
+        run = score_all_customers(mv, progress=progress, span=(55, 95))
+        n = rows_written(run)
+        # the page's counts, summed from the chunks (no second pass over every customer's features)
+        bands = Counter()
+        for summary in chunk_summaries(run):
+            bands.update(summary.get("risk_bands", {}))
+        metrics["scored_customers"] = n
+        metrics["risk_bands"] = {b: int(bands.get(b, 0)) for b in ("low", "medium", "high")}
+        ModelVersion.objects.filter(pk=mv.pk).update(metrics=metrics)
         promote(mv)
         progress.report(100, f"v{mv.version} active: {n:,} customers scored")
     except Exception as error:
