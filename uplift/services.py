@@ -30,8 +30,8 @@ from django.db.models.functions import Cast
 
 from rfm_portal.customers.features import FEATURE_COLUMNS, build_features, build_features_at
 from rfm_portal.customers.frames import FEATURE_COLUMNS as FRAME_COLUMNS
-from rfm_portal.customers.frames import transaction_frame
-from rfm_portal.customers.models import CampaignHistory, Customer, Transaction
+from rfm_portal.customers.frames import customer_frame, transaction_frame
+from rfm_portal.customers.models import CampaignHistory, Transaction
 from rfm_portal.mlops.model_cards import group_labels
 from rfm_portal.mlops.models import ModelVersion
 from rfm_portal.mlops.scoring import ChunkScorer, ScoredChunk, rows_written, score_all_customers
@@ -116,13 +116,7 @@ def load_transactions(customer_pks: list[int] | None = None, before: Any = None)
 
 
 def load_customers(customer_pks: list[int] | None = None) -> pd.DataFrame:
-    qs = Customer.objects.all()
-    if customer_pks is not None:
-        qs = qs.filter(pk__in=customer_pks)
-    rows = list(qs.values_list("pk", "country", "first_seen"))
-    pks, countries, first_seen = zip(*rows, strict=True) if rows else ((), (), ())
-    return pd.DataFrame({"customer_id": np.asarray(pks, dtype=np.int64), "country": list(countries),
-                         "first_seen": pd.to_datetime(list(first_seen), utc=True)})
+    return customer_frame(customer_pks)
 
 
 def default_cutoff() -> pd.Timestamp:

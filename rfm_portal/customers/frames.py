@@ -220,3 +220,35 @@ def transaction_frame(
         if "product_id" not in wanted:
             del frame["product_id"]
     return frame[wanted]
+
+
+def customer_frame(customer_ids: Sequence[int] | None = None) -> pd.DataFrame:
+    """Customers as ``build_features`` takes them: ``customer_id`` int64 (pk), ``country`` str,
+    ``first_seen`` datetime64[ns, UTC] (NaT when unknown), in pk order; ``customer_ids`` limits them.
+
+    On PostgreSQL one COPY with the ids as a single array parameter (a chunk of 10,000 customers through
+    the ORM's ``pk__in`` cost ≈ 0.5 s, most of it building and binding 10,000 parameters).
+    """
+    if connection.vendor != "postgresql":
+        from rfm_portal.customers.models import Customer
+
+        qs = Customer.objects.order_by("pk")
+        if customer_ids is not None:
+            qs = qs.filter(pk__in=[int(pk) for pk in customer_ids])
+        rows = list(qs.values_list("pk", "country", "first_seen"))
+        pks, countries, first_seen = zip(*rows, strict=True) if rows else ((), (), ())
+        return pd.DataFrame({"customer_id": np.asarray(pks, dtype=np.int64), "country": list(countries),
+                             "first_seen": pd.to_datetime(list(first_seen), utc=True)})
+    sql = ("SELECT c.id, c.country, (extract(epoch FROM c.first_seen) * 1000000)::int8 FROM customers_customer c")
+    params = None
+    if customer_ids is not None:
+        sql += " WHERE c.id = ANY(%s)"
+        params = [[int(pk) for pk in customer_ids]]
+    frame = copy_frame(sql + " ORDER BY c.id", params,
+                       {"customer_id": "int64", "country": "object", "first_seen": "Int64"})
+    micros = frame["first_seen"]
+    known = micros.notna().to_numpy()
+    # integer µs → ns (a float would round 2020s timestamps to 256 ns)
+    first_seen = pd.to_datetime(micros.fillna(0).to_numpy(dtype="int64") * 1000, utc=True).where(known)
+    return pd.DataFrame({"customer_id": frame["customer_id"].to_numpy(), "country": frame["country"].astype(object),
+                         "first_seen": first_seen})

@@ -145,3 +145,24 @@ def test_rfm_and_daily_aggregates_equal_the_orm_aggregates(lines):
     assert len(days) == len(expected)
     assert sorted(got.values()) == sorted(float(v) for v in expected.values())
     assert {(c, d) for c, d, _ in got} == {(c, d) for c, d, _ in expected}
+
+
+def test_customer_frame_equals_the_orm_path():
+    Customer.objects.create(external_id="tz", country="Côte d'Ivoire\ttab\\slash",
+                            first_seen=dt.datetime(2024, 2, 1, 0, 0, 0, 1, tzinfo=NEW_YORK))
+    Customer.objects.create(external_id="old", country="", first_seen=dt.datetime(1999, 12, 31, 23, 59, 59, 999999,
+                                                                                     tzinfo=dt.UTC))
+    Customer.objects.create(external_id="unknown", country="France", first_seen=None)
+    rows = list(Customer.objects.order_by("pk").values_list("pk", "country", "first_seen"))
+    expected = pd.DataFrame({"customer_id": np.asarray([r[0] for r in rows], dtype=np.int64),
+                             "country": [r[1] for r in rows],
+                             "first_seen": pd.to_datetime([r[2] for r in rows], utc=True)})
+
+    frame = frames.customer_frame()
+    pd.testing.assert_frame_equal(frame, expected)
+    assert frame["first_seen"].iloc[0] == pd.Timestamp("2024-02-01 05:00:00.000001", tz="UTC")
+    assert frame["first_seen"].isna().tolist() == [False, False, True]
+
+    some = frames.customer_frame([rows[2][0], rows[0][0]])
+    pd.testing.assert_frame_equal(some, expected.iloc[[0, 2]].reset_index(drop=True))
+    assert frames.customer_frame([]).empty
