@@ -17,6 +17,11 @@
    child's wall time, CPU time and peak RSS (``os.wait4``) and the 1-minute load average.
 3. Prints one table and the total; drops the scratch database and its artifacts unless ``--keep``.
 
+``--workers N`` starts N Celery worker processes (prefork, concurrency 1, on the exported REDIS_URL's db)
+on the scratch database for the training stages, as a deployment runs them: each stage's scoring chunks
+are then shared by the stage's own process and the workers (``mlops.scoring``). Their CPU is reported
+per stage beside the stage's own (from /proc, the workers' process groups).
+
 Ports: none (no servers). Redis: the exported REDIS_URL (progress is not sent to Channels here).
 """
 
@@ -70,9 +75,25 @@ def _exists(db: str) -> bool:
         return conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (db,)).fetchone() is not None
 
 
-def _child(args: list[str], env: dict[str, str], label: str, timeout: float) -> dict[str, float]:
+def _group_cpu(pgids: list[int]) -> float:
+    """CPU seconds (user + system) of every live process in these process groups (Celery workers and pools)."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[2]) in pgids:  # fields after "(comm)": state, ppid, pgrp, …, utime (11), stime (12)
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def _child(args: list[str], env: dict[str, str], label: str, timeout: float,
+           workers: list[int] | None = None) -> dict[str, float]:
     """Run a child, echo its lines with elapsed seconds, return wall/cpu/peak RSS of that child alone."""
     load = _loadavg()
+    workers_cpu = _group_cpu(workers or [])
     began = time.perf_counter()
     proc = subprocess.Popen([PYTHON, *args], env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, bufsize=1)
@@ -88,9 +109,10 @@ def _child(args: list[str], env: dict[str, str], label: str, timeout: float) -> 
     if proc.returncode != 0:
         raise SystemExit(f"{label} failed with exit code {proc.returncode}")
     result = {"wall": wall, "cpu": usage.ru_utime + usage.ru_stime, "rss_mb": usage.ru_maxrss / 1024,
-              "load_before": float(load), "load_after": float(_loadavg())}
-    print(f"== {label}: wall {wall:.1f} s, CPU {result['cpu']:.1f} s, peak RSS {result['rss_mb']:.0f} MB, "
-          f"load {load} → {result['load_after']:.2f}", flush=True)
+              "load_before": float(load), "load_after": float(_loadavg()),
+              "workers_cpu": _group_cpu(workers or []) - workers_cpu}
+    print(f"== {label}: wall {wall:.1f} s, CPU {result['cpu']:.1f} s (+ workers {result['workers_cpu']:.1f} s), "
+          f"peak RSS {result['rss_mb']:.0f} MB, load {load} → {result['load_after']:.2f}", flush=True)
     return result
 
 
@@ -232,6 +254,24 @@ def run_stage(stage: str, truth_path: Path) -> None:
 # --- parent ----------------------------------------------------------------------------------------
 
 
+def _start_workers(n: int, env: dict[str, str], var_dir: Path) -> list[subprocess.Popen]:
+    """n Celery workers on the scratch database, once they answer a ping (the stages then share chunks)."""
+    os.environ.update(env)  # the ping below reads the broker from the same settings
+    import django
+
+    django.setup()
+    from scoring_bench import start_workers, wait_for_workers  # bench/ is on sys.path as the script's directory
+
+    from rfm_portal.celery import app
+
+    app.control.purge()  # leftovers of an interrupted run on this Redis db
+    began = time.perf_counter()
+    procs = start_workers(n, env, var_dir)
+    wait_for_workers(n)
+    print(f"{n} Celery worker process(es) ready in {time.perf_counter() - began:.1f} s", flush=True)
+    return procs
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--customers", type=int, default=1_000_000)
@@ -240,6 +280,8 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the scratch database and artifacts")
     parser.add_argument("--stages", default=",".join(STAGES))
     parser.add_argument("--stage-timeout", type=float, default=3600)
+    parser.add_argument("--workers", type=int, default=0,
+                        help="Celery worker processes sharing the stages' scoring chunks (0: the stage alone)")
     parser.add_argument("--run-stage", help=argparse.SUPPRESS)
     parser.add_argument("--load", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -270,17 +312,26 @@ def main() -> None:
         results["(generate + COPY load)"] = _child([__file__, "--load", "--customers", str(args.customers),
                                                     "--seed", str(args.seed)], env, "load", args.stage_timeout)
     stages = [s for s in args.stages.split(",") if s]
+    workers: list[subprocess.Popen] = []
     try:
+        if args.workers:
+            workers = _start_workers(args.workers, env, var_dir)
         for stage in stages:
             results[stage] = _child([__file__, "--run-stage", stage, "--customers", str(args.customers)],
-                                    env, stage, args.stage_timeout)
+                                    env, stage, args.stage_timeout, [w.pid for w in workers])
     finally:
-        print(f"\n{'stage':<24}{'wall s':>9}{'CPU s':>9}{'peak RSS MB':>13}{'load before/after':>19}")
+        if workers:
+            from scoring_bench import stop_workers  # bench/ is on sys.path as the script's directory
+
+            stop_workers(workers)
+        print(f"\n{'stage':<24}{'wall s':>9}{'CPU s':>9}{'workers CPU s':>15}{'peak RSS MB':>13}"
+              f"{'load before/after':>19}   ({args.workers} Celery worker processes)")
         for name, r in results.items():
-            print(f"{name:<24}{r['wall']:>9.1f}{r['cpu']:>9.1f}{r['rss_mb']:>13.0f}"
+            print(f"{name:<24}{r['wall']:>9.1f}{r['cpu']:>9.1f}{r.get('workers_cpu', 0):>15.1f}{r['rss_mb']:>13.0f}"
                   f"{r['load_before']:>10.2f} / {r['load_after']:.2f}")
         trained = [results[s] for s in stages if s in results]
         print(f"{'retrain total':<24}{sum(r['wall'] for r in trained):>9.1f}{sum(r['cpu'] for r in trained):>9.1f}"
+              f"{sum(r.get('workers_cpu', 0) for r in trained):>15.1f}"
               f"{max((r['rss_mb'] for r in trained), default=0):>13.0f}   (peak of any stage)")
         print(f"this process's peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB; "
               f"load average now {Path('/proc/loadavg').read_text().strip()}")
