@@ -274,6 +274,18 @@ def make_logistic(features: list[str], config: ChurnConfig | None = None) -> Pip
     )
 
 
+def logistic_decision(pipeline: Pipeline, X: np.ndarray) -> np.ndarray:
+    """``make_logistic``'s ``decision_function`` with the same arithmetic in the same order, without
+    sklearn's per-call validation (≈ 1.5 ms of a single-row API call, 30× the arithmetic).
+
+    Bit-identical to ``pipeline.decision_function(X)`` (tests/churn/test_pipeline.py checks it)."""
+    log, scale, clf = (pipeline.named_steps[name] for name in ("log", "scale", "clf"))
+    Z = log.func(X, **(log.kw_args or {}))
+    Z -= scale.mean_  # StandardScaler.transform: centre, then scale, in place
+    Z /= scale.scale_
+    return (Z @ clf.coef_.T + clf.intercept_.reshape(1, -1)).reshape(-1)
+
+
 def make_challenger(config: ChurnConfig | None = None, features: list[str] | None = None) -> Any:
     """The gradient-boosting challenger (LightGBM by default), monotone in :data:`MONOTONE` if configured."""
     cfg = config or ChurnConfig()
@@ -363,17 +375,28 @@ class ChurnModelBundle:
             raise ChurnError(f"features missing for scoring: {', '.join(missing)}")
         return X[self.features].astype(np.float64)
 
+    def matrix_array(self, X: pd.DataFrame) -> np.ndarray:
+        """``matrix(X).to_numpy()``, column by column (pandas' column selection and ``astype`` cost ≈ 0.7 ms per
+        call, most of a single-row prediction). Column-major like pandas' array, so sums run in the same order."""
+        missing = [c for c in self.features if c not in X.columns]
+        if missing:
+            raise ChurnError(f"features missing for scoring: {', '.join(missing)}")
+        out = np.empty((len(X), len(self.features)), dtype=np.float64, order="F")
+        for j, name in enumerate(self.features):
+            out[:, j] = X[name].to_numpy(dtype=np.float64)
+        return out
+
     def decision_function(self, X: pd.DataFrame) -> np.ndarray:
         """Log-odds of churn (logistic) / raw boosting margin (trees; also log-odds)."""
-        M = self.matrix(X)
+        M = self.matrix_array(X)
         if self.kind == "logistic":
-            return self.estimator.decision_function(M.to_numpy())
+            return logistic_decision(self.estimator, M)
         if self.kind == "lightgbm":  # the booster directly: no per-call pandas validation overhead
             # one thread for small batches: OpenMP start-up dominates tiny (online) predictions
             threads = 1 if len(M) < SMALL_BATCH else 0
-            return self.estimator.booster_.predict(M.to_numpy(), raw_score=True, num_threads=threads)
+            return self.estimator.booster_.predict(M, raw_score=True, num_threads=threads)
         with openmp_threads_for(len(M)):
-            return self.estimator.decision_function(M.to_numpy())
+            return self.estimator.decision_function(M)
 
     def predict_proba(self, X: pd.DataFrame) -> np.ndarray:
         """P(churn within ``horizon_days``) per row."""

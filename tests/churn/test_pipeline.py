@@ -15,6 +15,7 @@ from churn.pipeline import (
     choose_champion,
     evaluate,
     fit_bundle,
+    logistic_decision,
     make_training_set,
     score_customers,
     train_churn,
@@ -122,6 +123,19 @@ def test_bundle_roundtrip_scoring_and_bands(trained, synthetic):
         RiskBands(0.7, 0.6)
     with pytest.raises(ChurnError, match="missing"):
         trained.bundle.predict_proba(X.drop(columns="gap_ratio"))
+
+
+def test_logistic_decision_is_the_sklearn_pipeline_bit_for_bit(trained, synthetic):
+    logistic = next(b for b in (trained.bundle, *trained.holdout_models.values()) if b.kind == "logistic")
+    X = build_features(synthetic.transactions, synthetic.cutoff, synthetic.customers)
+    M = logistic.matrix(X).to_numpy()
+    extreme = np.vstack([M[:3] * 1e6, -M[:3], np.zeros((1, M.shape[1])), M[:1] + 1e-300])
+    for rows in (M, M[:1], extreme):
+        expected = logistic.estimator.decision_function(rows)
+        got = logistic_decision(logistic.estimator, rows)
+        assert got.shape == expected.shape and np.array_equal(got, expected)
+    assert np.array_equal(logistic.decision_function(X), logistic.estimator.decision_function(M))
+    assert logistic_decision(logistic.estimator, M[:0]).shape == (0,)  # sklearn refuses no rows; no rows, no scores
 
 
 def test_hist_gb_challenger_and_evaluate_errors(synthetic):
