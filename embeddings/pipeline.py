@@ -177,9 +177,12 @@ class _Customer2Vec(torch.nn.Module):
     def __init__(self, n_customers: int, n_products: int, dim: int, generator: torch.Generator) -> None:
         super().__init__()
         bound = 0.5 / dim
+        # Customers are many and a batch touches few of them: sparse gradients (SparseAdam). Products are a
+        # few hundred and every batch touches nearly all: dense tables (Adam) skip building and coalescing
+        # ~50,000 sparse gradient rows per step (profiled: 45 % of training time).
         self.customer = torch.nn.Embedding(n_customers, dim, sparse=True)
-        self.product_in = torch.nn.Embedding(n_products, dim, sparse=True)
-        self.product_out = torch.nn.Embedding(n_products, dim, sparse=True)
+        self.product_in = torch.nn.Embedding(n_products, dim)
+        self.product_out = torch.nn.Embedding(n_products, dim)
         with torch.no_grad():
             self.customer.weight.uniform_(-bound, bound, generator=generator)
             self.product_in.weight.uniform_(-bound, bound, generator=generator)
@@ -219,7 +222,8 @@ def train_customer2vec(
         generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
         model = _Customer2Vec(n_customers, n_products, config.dim, generator)
-        optimizer = torch.optim.SparseAdam(list(model.parameters()), lr=config.learning_rate)
+        optimizers = (torch.optim.SparseAdam([model.customer.weight], lr=config.learning_rate),
+                      torch.optim.Adam([model.product_in.weight, model.product_out.weight], lr=config.learning_rate))
         noise_t = torch.as_tensor(noise, dtype=torch.float64)
         pairs_t = torch.as_tensor(pairs)
         cust_t = torch.as_tensor(cust_pairs)
@@ -250,9 +254,11 @@ def train_customer2vec(
                                         model.product_out(negs_p.view(b, config.negatives)))
                     loss = loss + loss_b
                     loss_b_value = float(loss_b.detach())
-                optimizer.zero_grad()
+                for optimizer in optimizers:
+                    optimizer.zero_grad()
                 loss.backward()
-                optimizer.step()
+                for optimizer in optimizers:
+                    optimizer.step()
                 total += float(loss.detach()) * b
                 total_items += float(loss_c.detach()) * b
                 total_basket += loss_b_value * b
