@@ -28,6 +28,7 @@ Its uncertainty (P10/P50/P90) comes from ``cltv.simulation.simulate_clv``.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import json
 import math
@@ -219,6 +220,17 @@ def make_fitter(model: str, params: Mapping[str, float]) -> Any:
     fitter = _FITTERS[model]()
     fitter.params_ = pd.Series({k: float(params[k]) for k in PARAM_NAMES[model]})
     return fitter
+
+
+@functools.lru_cache(maxsize=32)
+def _closed_form_fitter(model: str, values: tuple[float, ...]) -> Any:
+    # One fitter per model and parameters, shared by the closed forms below, which only read it: a CLV is
+    # E[N] at every horizon step (13+ calls a score), and each fitter costs ≈ 0.4 ms to build.
+    return make_fitter(model, dict(zip(PARAM_NAMES[model], values, strict=True)))
+
+
+def _fitter_for(model: str, params: Mapping[str, float]) -> Any:
+    return _closed_form_fitter(model, tuple(float(params[k]) for k in PARAM_NAMES[model]))
 
 
 def _degenerate_reason(model: str, params: Mapping[str, float], scale: Mapping[str, float]) -> str:
@@ -459,7 +471,7 @@ def conditional_expected_purchases(
     compress: bool = True,
 ) -> np.ndarray:
     """E[N(T, T + t] | x, t_x, T] (BG/NBD eq. 10; MBG/NBD; Pareto/NBD note 009 eq. 41), >= 0."""
-    fitter = make_fitter(model, params)
+    fitter = _fitter_for(model, params)
     if t <= 0:
         return np.zeros(np.asarray(x).shape[0])
     values = _on_unique(
@@ -472,7 +484,7 @@ def probability_alive(
     model: str, params: Mapping[str, float], x: np.ndarray, tx: np.ndarray, T: np.ndarray, *, compress: bool = True
 ) -> np.ndarray:
     """P(alive | x, t_x, T) (BG/NBD: Hardie note 021; MBG/NBD: Batislam et al. eq. 5; Pareto/NBD eq. 36-37)."""
-    fitter = make_fitter(model, params)
+    fitter = _fitter_for(model, params)
     values = _on_unique(fitter.conditional_probability_alive, x, tx, T, compress)
     return np.clip(np.nan_to_num(values, nan=0.0), 0.0, 1.0)
 
