@@ -20,18 +20,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from rfm_portal.dashboard import summaries as page_summaries
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     Actor = User | APIKeyUser | None
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ORM_BATCH_SIZE = 2000
 # File rows per chunk of a COPY-path transactions import: peak memory follows this, not the file.
@@ -384,17 +388,20 @@ def _run_import(
         with transaction.atomic():
             target = sink()
             chunks = im.iter_table(path, file_name or path.name, chunk_rows)
-            for frame, fraction in chunks:
-                counts["rows_total"] += len(frame)
-                result = validate(frame, resolved)
-                job.column_mapping = result.columns
-                counts["rows_accepted"] += len(result.valid)
-                counts["rows_rejected"] += result.rows_rejected
-                room = limit - len(counts["errors"])
-                counts["errors"] += [{"line": line, "reason": reason} for line, reason in result.errors[:room]]
-                if skip_invalid or not counts["rows_rejected"]:  # else only count the rest: nothing is written
-                    target.add(result.valid)
-                step(2 + int(68 * fraction), f"Checked {counts['rows_total']:,} rows")
+            # Chunk k+1 is read and validated in a worker thread while this thread writes chunk k.
+            with closing(_read_ahead(_validated(chunks, validate, resolved))) as checked:
+                for rows, fraction, result in checked:
+                    counts["rows_total"] += rows
+                    if isinstance(result, im.ImportFileError):
+                        raise result
+                    job.column_mapping = result.columns
+                    counts["rows_accepted"] += len(result.valid)
+                    counts["rows_rejected"] += result.rows_rejected
+                    room = limit - len(counts["errors"])
+                    counts["errors"] += [{"line": line, "reason": reason} for line, reason in result.errors[:room]]
+                    if skip_invalid or not counts["rows_rejected"]:  # else only count the rest: nothing is written
+                        target.add(result.valid)
+                    step(2 + int(68 * fraction), f"Checked {counts['rows_total']:,} rows")
             if not counts["rows_total"]:
                 raise im.ImportFileError("The file has a header but no data rows.")
             if counts["rows_rejected"] and not skip_invalid:
@@ -439,6 +446,65 @@ def _run_import(
         logger.exception("Import %s of %s failed", job.pk, job.file_name)
         _finish(job, ImportJob.Status.FAILED, message=f"The import failed and nothing was imported: {exc}", **counts)
         raise
+
+
+def _validated(
+    chunks: Iterator[tuple[pd.DataFrame, float]],
+    validate: Callable[[pd.DataFrame, dict[str, str]], im.ValidationResult],
+    mapping: dict[str, str],
+) -> Iterator[tuple[int, float, im.ValidationResult | im.ImportFileError]]:
+    """(rows, fraction of the file read, validation) per chunk; a file-level error in a chunk's
+    validation (a required column missing) ends it, handed over with that chunk's rows so they count."""
+    for frame, fraction in chunks:
+        try:
+            result = validate(frame, mapping)
+        except im.ImportFileError as exc:
+            yield len(frame), fraction, exc
+            return
+        yield len(frame), fraction, result
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, each produced in a worker thread while the caller works on the one before.
+
+    An import's database work (psycopg releases the GIL while PostgreSQL runs) then overlaps the
+    reading and validating of the next chunk, which is pure Python and pandas. At most one item
+    waits ready, so memory stays a few chunks. An exception raised by `items` is raised here, in
+    the caller's thread, where its item would have come (inside the caller's transaction, which
+    it rolls back). When the caller stops early (its own error), the worker stops after the item
+    it is producing; `items` is then left where it was, never run by two threads at once.
+    """
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                ready.put((False, item))
+                if stop.is_set():
+                    return
+            ready.put((True, None))
+        except BaseException as exc:  # handed to the caller, which raises it
+            ready.put((True, exc))
+
+    worker = threading.Thread(target=produce, name="import-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            finished, value = ready.get()
+            if finished:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting to hand over an item nobody will take
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 def _rest(chunks: Iterator[tuple[pd.DataFrame, float]]) -> Iterator[tuple[pd.DataFrame, float]]:
@@ -653,6 +719,7 @@ class _TransactionStage(_Sink):
             step(75, "Adding customers and products")
             _upsert_customers_sql(cursor, STAGE_CUSTOMER)
             _upsert_products_sql(cursor, STAGE_PRODUCT)
+            dropped = _drop_secondary_indexes_if_empty(cursor, tx) if REBUILD_INDEXES_OF_EMPTY_TABLE else []
             step(80, "Adding the transactions")
             cursor.execute(f"SELECT 1 FROM {import_job} WHERE id = %s FOR KEY SHARE", [job.pk])
             skip_fk = SKIP_FK_TRIGGERS_WHEN_ALLOWED and _may_skip_fk_triggers(cursor)
@@ -662,7 +729,8 @@ class _TransactionStage(_Sink):
                 cursor.execute("SET LOCAL session_replication_role = replica")
             # Sorted by row_hash, the inserts into the unique index on it go in order instead of at
             # random: noticeably less page churn on big files. Ids are not in file order (nothing
-            # relies on that; listings order by invoiced_at).
+            # relies on that; listings order by invoiced_at). Byte order ("C") is the index's order
+            # for hex digits in any collation, and PostgreSQL sorts it with abbreviated keys.
             cursor.execute(
                 f"""
                 INSERT INTO {tx} (invoice, customer_id, product_id, invoiced_at, quantity, unit_price, amount,
@@ -672,7 +740,7 @@ class _TransactionStage(_Sink):
                 FROM {STAGE_TRANSACTION} s
                 JOIN {customer} c ON c.external_id = s.customer_id
                 LEFT JOIN {product} p ON s.sku <> '' AND p.sku = s.sku
-                ORDER BY s.row_hash
+                ORDER BY s.row_hash COLLATE "C"
                 ON CONFLICT (row_hash) DO NOTHING
                 """,
                 [job.pk],
@@ -680,9 +748,67 @@ class _TransactionStage(_Sink):
             inserted = cursor.rowcount
             if skip_fk:
                 cursor.execute("SELECT set_config('session_replication_role', %s, true)", [role])
+            if dropped:
+                step(90, "Indexing the transactions")
+                _create_indexes(cursor, dropped)
             for table in (STAGE_TRANSACTION, STAGE_CUSTOMER, STAGE_PRODUCT):
                 cursor.execute(f"DROP TABLE {table}")
         return inserted
+
+
+# An import into an EMPTY transaction table (a new portal's first load) drops the table's non-unique
+# indexes (customer + date, date, product, import job), inserts, and builds them again: one sort per
+# index instead of a random B-tree insert per row and index. The primary key and the unique row_hash
+# stay (ON CONFLICT needs the latter; rows arrive in the order of both, so they are cheap). This holds
+# the table's ACCESS EXCLUSIVE lock until commit: every reader of transactions (pages, scoring, the
+# event stream) waits for the import to finish. So it is taken only when free at once (NOWAIT, after
+# the customer and product upserts, so two imports cannot deadlock on it); otherwise, or when the
+# table has rows, the import takes the ordinary path. DDL is transactional: a rollback restores them.
+REBUILD_INDEXES_OF_EMPTY_TABLE = True
+INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem while they are built: sorts of 1M rows stay in memory
+
+
+class _TableInUse(Exception):
+    """The transaction table has rows, or another session is using it: keep its indexes."""
+
+
+def _drop_secondary_indexes_if_empty(cursor, table: str) -> list[str]:
+    """Drop the non-unique indexes of `table` when it is empty and free; their CREATE INDEX statements."""
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+    if cursor.fetchone()[0]:
+        return []
+    try:
+        with transaction.atomic():  # a savepoint: rolling it back releases the lock again
+            cursor.execute(f"LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE NOWAIT")
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {table})")
+            if cursor.fetchone()[0]:
+                raise _TableInUse
+            cursor.execute(
+                """
+                SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+                WHERE indrelid = %s::regclass AND NOT indisunique AND NOT indisprimary ORDER BY 1
+                """,
+                [table],
+            )
+            indexes = cursor.fetchall()
+            for name, _ in indexes:
+                cursor.execute(f"DROP INDEX {name}")
+    except _TableInUse:
+        return []
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available: someone is using it
+            raise
+        return []
+    return [definition for _, definition in indexes]
+
+
+def _create_indexes(cursor, definitions: Sequence[str]) -> None:
+    cursor.execute("SELECT current_setting('maintenance_work_mem')")
+    memory = cursor.fetchone()[0]
+    cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [INDEX_BUILD_MEMORY])
+    for definition in definitions:
+        cursor.execute(definition)
+    cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [memory])
 
 
 def _may_skip_fk_triggers(cursor) -> bool:
