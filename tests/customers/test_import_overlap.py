@@ -208,3 +208,40 @@ def test_an_empty_table_another_session_is_reading_keeps_its_indexes(tmp_path, i
     assert job.status == ImportJob.Status.SUCCEEDED and job.rows_inserted > 600
     assert index_builds == []  # the lock was not free at once: the ordinary path, no waiting
     wipe()
+
+
+# --- Chunks written as they come: lines repeated across chunks -----------------------------
+
+
+def test_a_later_chunk_with_more_copies_of_a_line_than_earlier_ones_gets_the_whole_file_hashes(
+    db, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(services, "IMPORT_CHUNK_ROWS", 10)
+    repeated = "R1,7,S,,,2024-01-02 10:00,1,2.5,UK"
+    rows = [good(i) for i in range(40)]
+    for at in (2, 11, 12, 13, 25, 27):  # once in chunk 1, three times in chunk 2, twice in chunk 3
+        rows[at] = repeated
+    path = write(tmp_path, "\n".join([HEADER, *rows]))
+    whole = im.validate_transactions(im.read_table(path)).valid["row_hash"]
+
+    job = services.import_transactions(path)
+    assert (job.rows_inserted, job.rows_duplicate) == (40, 0)
+    assert sorted(Transaction.objects.values_list("row_hash", flat=True)) == sorted(whole)
+    monkeypatch.setattr(services, "IMPORT_CHUNK_ROWS", 1000)  # the same file in one piece adds nothing
+    again = services.import_transactions(path)
+    assert (again.rows_inserted, again.rows_duplicate) == (0, 40)
+    assert Transaction.objects.filter(invoice="R1").count() == 6
+
+
+def test_a_transactions_import_waits_for_another_one_to_finish(db, tmp_path):
+    """Chunks upsert their customers as they come, so two imports at once could deadlock: they take turns."""
+    settings = connection.settings_dict
+    dsn = f"host={settings['HOST']} port={settings['PORT']} user={settings['USER']} dbname={settings['NAME']}"
+    with psycopg.connect(dsn, autocommit=True) as other:  # an import running elsewhere holds the lock
+        other.execute("SELECT pg_advisory_lock(hashtext(%s))", [services.IMPORT_LOCK])
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL lock_timeout = '300ms'")
+        with pytest.raises(Exception, match="lock timeout"):
+            services.import_transactions(messy_file(tmp_path))
+    assert ImportJob.objects.get().status == ImportJob.Status.FAILED
+    assert Transaction.objects.count() == Customer.objects.count() == 0
