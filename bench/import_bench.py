@@ -12,6 +12,11 @@ server; BENCH_DATABASE_URL overrides; dropped at the end), migrates it, then pri
   first time and again (idempotent: nothing new), each in a fresh process: wall time,
   the process's CPU time, the PostgreSQL backend's CPU time and the process's peak RSS,
 * import / plain COPY as a ratio of speeds (the target is >= 0.25),
+* the floor for writing those rows: COPY of the imported rows (the transaction table's own
+  columns) into a) a bare table, b) an empty copy of the transaction table with all its
+  indexes, c) the same already holding 1M other rows,
+* a first import of another file of as many rows into the filled table (an import into an
+  empty table rebuilds the secondary indexes instead of maintaining them; this one cannot),
 * peak RSS of a first import at each --rss-rows size, and its growth over the process's RSS
   just before the import (Django with every app loaded): flat = memory does not grow with the file,
 * the 1-minute load average before and after (the machine may be shared: CPU times hold up
@@ -189,6 +194,61 @@ def plain_copy(url: str, path: Path) -> float:
     return elapsed
 
 
+def _timed_copy(conn, table: str, dump: Path) -> tuple[float, float | None]:
+    """COPY a CSV file into `table` on `conn`: (wall seconds, backend CPU seconds)."""
+    backend = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+    local = Path(f"/proc/{backend}/stat").exists()
+    conn.execute("CHECKPOINT")
+    cpu_before = _backend_cpu(backend) if local else 0.0
+    started = time.perf_counter()
+    with conn.cursor() as cursor, cursor.copy(f"COPY {table} FROM STDIN (FORMAT csv)") as copy:
+        with open(dump, "rb") as fh:
+            while block := fh.read(1 << 20):
+                copy.write(block)
+    return time.perf_counter() - started, (_backend_cpu(backend) - cpu_before) if local else None
+
+
+def copy_floors(url: str, dump_dir: Path) -> dict[str, tuple[float, float | None]]:
+    """The physical floor of writing the imported rows, with and without the transaction table's indexes.
+
+    The rows the import wrote (customers_transaction, filled) are dumped to a CSV of the table's own
+    columns, then COPYed (autocommit, one statement each) into:
+    a) a bare copy of the table (columns only, no index),
+    b) an empty copy with every index of the transaction table (pk, row_hash unique, customer + date,
+       date, product, import job; LIKE ... INCLUDING ALL copies all but the foreign keys, which the
+       import skips too),
+    c) that copy already holding 1M other rows (the same rows shifted two years back, other ids and
+       hashes), as a second file imported into a filled table would find it.
+    """
+    import psycopg
+
+    dump = dump_dir / "transactions_table.csv"
+    with psycopg.connect(url, autocommit=True) as conn:
+        with open(dump, "wb") as fh, conn.cursor().copy("COPY customers_transaction TO STDOUT (FORMAT csv)") as out:
+            for block in out:
+                fh.write(block)
+        floors = {}
+        conn.execute("DROP TABLE IF EXISTS bench_floor")
+        conn.execute("CREATE TABLE bench_floor (LIKE customers_transaction)")
+        floors["a"] = _timed_copy(conn, "bench_floor", dump)
+        conn.execute("DROP TABLE bench_floor")
+        conn.execute("CREATE TABLE bench_floor (LIKE customers_transaction INCLUDING ALL)")
+        floors["b"] = _timed_copy(conn, "bench_floor", dump)
+        conn.execute("TRUNCATE bench_floor")
+        conn.execute(
+            "INSERT INTO bench_floor (id, invoice, customer_id, product_id, invoiced_at, quantity, unit_price, "
+            "amount, is_return, row_hash, import_job_id) "
+            "SELECT id + 1000000000, invoice, customer_id, product_id, invoiced_at - interval '730 days', quantity, "
+            "unit_price, amount, is_return, left(encode(sha256(row_hash::bytea), 'hex'), 40), import_job_id "
+            "FROM customers_transaction ORDER BY invoiced_at"
+        )
+        conn.execute("VACUUM ANALYZE bench_floor")
+        floors["c"] = _timed_copy(conn, "bench_floor", dump)
+        conn.execute("DROP TABLE bench_floor")
+    dump.unlink()
+    return floors
+
+
 def empty_tables(url: str) -> None:
     import psycopg
 
@@ -248,6 +308,13 @@ def main() -> None:
             again = run_import(url, path)
             assert again["rows_inserted"] == 0 and again["rows_duplicate"] == args.rows, again
             copy_after_s = plain_copy(url, path)  # the same run: once before, once after the imports
+            floors = copy_floors(url, Path(tmp))
+            # Another file of as many rows into the filled table: the ordinary path (indexes kept).
+            other_path = Path(tmp) / "other.csv"
+            generate(other_path, args.rows, seed=4242)
+            other = run_import(url, other_path)
+            assert other["status"] == "succeeded" and other["rows_inserted"] > 0.99 * args.rows, other
+            other_path.unlink()
 
             print(f"plain COPY into a bare table:     {copy_s:8.2f} s  {args.rows / copy_s:10,.0f} rows/s "
                   f"(again after the imports: {copy_after_s:.2f} s)")
@@ -256,6 +323,21 @@ def main() -> None:
             best_copy = min(copy_s, copy_after_s)
             print(f"import / plain COPY (speed):      {best_copy / first['wall_s']:8.3f}  first time   "
                   f"{best_copy / again['wall_s']:.3f}  again   (target >= 0.25)")
+            print(describe("another file into the filled table:", args.rows, other) + f"  ({other['message']})")
+            print(f"import / plain COPY (speed), another file into the filled table: {best_copy / other['wall_s']:.3f}")
+            print("COPY of the imported rows (the table's own columns, CSV) -- the floor for writing them:")
+            floor_labels = {
+                "a": "a) bare table, no index",
+                "b": "b) empty, every index",
+                "c": "c) every index, 1M rows already",
+            }
+            for key, label in floor_labels.items():
+                wall, cpu = floors[key]
+                cpu_text = f"{cpu:6.2f} s" if cpu is not None else "   n/a"
+                versus = other if key == "c" else first
+                print(f"  {label:32s} {wall:8.2f} s  {args.rows / wall:10,.0f} rows/s  backend cpu {cpu_text}  "
+                      f"import {'of another file' if key == 'c' else 'first time'} / this COPY (speed) "
+                      f"{wall / versus['wall_s']:.3f}")
             path.unlink()
 
             for rows in [int(r) for r in args.rss_rows.split(",") if r]:

@@ -6,13 +6,13 @@ Rows are inserted with ON CONFLICT DO NOTHING on a content key, so the same file
 nothing.
 
 Two write paths with the same results. On PostgreSQL a transactions file is streamed:
-IMPORT_CHUNK_ROWS rows at a time are read and validated (importing.py, pure) and COPYed into
-temporary staging tables, so memory does not grow with the file; then set-based statements
-upsert customers and products and INSERT ... SELECT the transactions (foreign keys resolved by
-join). Elsewhere (the embedded SQLite) the whole file goes through the ORM's bulk_create in
-batches. `use_copy=False` forces the ORM path, which is how the tests check both give the same
-rows. Campaign-history files are read whole (a repeated customer and campaign is reported
-against its first line anywhere in the file).
+IMPORT_CHUNK_ROWS rows at a time are read and validated (importing.py, pure) in a worker thread
+while the previous chunk is written: COPYed into a temporary staging table, then set-based
+statements upsert its customers and products and INSERT ... SELECT its transactions (foreign keys
+resolved by join). Memory does not grow with the file. Elsewhere (the embedded SQLite) the whole
+file goes through the ORM's bulk_create in batches. `use_copy=False` forces the ORM path, which is
+how the tests check both give the same rows. Campaign-history files are read whole (a repeated
+customer and campaign is reported against its first line anywhere in the file).
 """
 
 from __future__ import annotations
@@ -20,18 +20,21 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import queue
 import shutil
 import tempfile
+import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import closing
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import pandas as pd
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.db import connection, transaction
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from rfm_portal.dashboard import summaries as page_summaries
@@ -46,6 +49,7 @@ if TYPE_CHECKING:
     Actor = User | APIKeyUser | None
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ORM_BATCH_SIZE = 2000
 # File rows per chunk of a COPY-path transactions import: peak memory follows this, not the file.
@@ -94,7 +98,7 @@ def import_transactions(
         file_name=file_name,
         validate=lambda frame, resolved: im.validate_transactions(frame, resolved, dayfirst=dayfirst),
         # COPY: streamed in chunks through a staging table. ORM (SQLite, small files): the whole file.
-        sink=_TransactionStage if copy else lambda: _Sink(_write_transactions_orm),
+        sink=_TransactionStage if copy else lambda job: _Sink(_write_transactions_orm),
         chunk_rows=IMPORT_CHUNK_ROWS if copy else None,
         **run,
     )
@@ -125,7 +129,7 @@ def import_campaign_history(
         file_name=file_name,
         validate=lambda frame, resolved: im.validate_campaigns(frame, resolved),
         # Whole file: a repeated customer and campaign is reported against its first line anywhere in it.
-        sink=lambda: _Sink(_write_campaigns_copy if copy else _write_campaigns_orm),
+        sink=lambda job: _Sink(_write_campaigns_copy if copy else _write_campaigns_orm),
         **run,
     )
 
@@ -338,7 +342,7 @@ def _run_import(
     user: Actor,
     file_name: str | None,
     validate: Callable[[pd.DataFrame, dict[str, str]], im.ValidationResult],
-    sink: Callable[[], _Sink],
+    sink: Callable[[ImportJob], _Sink],
     chunk_rows: int | None = None,
     job: ImportJob | None = None,
     progress: Progress | None = None,
@@ -382,19 +386,22 @@ def _run_import(
         job.column_mapping = resolved
         step(2, "Reading the file")
         with transaction.atomic():
-            target = sink()
+            target = sink(job)
             chunks = im.iter_table(path, file_name or path.name, chunk_rows)
-            for frame, fraction in chunks:
-                counts["rows_total"] += len(frame)
-                result = validate(frame, resolved)
-                job.column_mapping = result.columns
-                counts["rows_accepted"] += len(result.valid)
-                counts["rows_rejected"] += result.rows_rejected
-                room = limit - len(counts["errors"])
-                counts["errors"] += [{"line": line, "reason": reason} for line, reason in result.errors[:room]]
-                if skip_invalid or not counts["rows_rejected"]:  # else only count the rest: nothing is written
-                    target.add(result.valid)
-                step(2 + int(68 * fraction), f"Checked {counts['rows_total']:,} rows")
+            # Chunk k+1 is read and validated in a worker thread while this thread writes chunk k.
+            with closing(_read_ahead(_validated(chunks, validate, resolved))) as checked:
+                for rows, fraction, result in checked:
+                    counts["rows_total"] += rows
+                    if isinstance(result, im.ImportFileError):
+                        raise result
+                    job.column_mapping = result.columns
+                    counts["rows_accepted"] += len(result.valid)
+                    counts["rows_rejected"] += result.rows_rejected
+                    room = limit - len(counts["errors"])
+                    counts["errors"] += [{"line": line, "reason": reason} for line, reason in result.errors[:room]]
+                    if skip_invalid or not counts["rows_rejected"]:  # else only count the rest: nothing is written
+                        target.add(result.valid)
+                    step(2 + int(68 * fraction), f"Checked {counts['rows_total']:,} rows")
             if not counts["rows_total"]:
                 raise im.ImportFileError("The file has a header but no data rows.")
             if counts["rows_rejected"] and not skip_invalid:
@@ -439,6 +446,65 @@ def _run_import(
         logger.exception("Import %s of %s failed", job.pk, job.file_name)
         _finish(job, ImportJob.Status.FAILED, message=f"The import failed and nothing was imported: {exc}", **counts)
         raise
+
+
+def _validated(
+    chunks: Iterator[tuple[pd.DataFrame, float]],
+    validate: Callable[[pd.DataFrame, dict[str, str]], im.ValidationResult],
+    mapping: dict[str, str],
+) -> Iterator[tuple[int, float, im.ValidationResult | im.ImportFileError]]:
+    """(rows, fraction of the file read, validation) per chunk; a file-level error in a chunk's
+    validation (a required column missing) ends it, handed over with that chunk's rows so they count."""
+    for frame, fraction in chunks:
+        try:
+            result = validate(frame, mapping)
+        except im.ImportFileError as exc:
+            yield len(frame), fraction, exc
+            return
+        yield len(frame), fraction, result
+
+
+def _read_ahead(items: Iterator[T]) -> Iterator[T]:
+    """`items`, each produced in a worker thread while the caller works on the one before.
+
+    An import's database work (psycopg releases the GIL while PostgreSQL runs) then overlaps the
+    reading and validating of the next chunk, which is pure Python and pandas. At most one item
+    waits ready, so memory stays a few chunks. An exception raised by `items` is raised here, in
+    the caller's thread, where its item would have come (inside the caller's transaction, which
+    it rolls back). When the caller stops early (its own error), the worker stops after the item
+    it is producing; `items` is then left where it was, never run by two threads at once.
+    """
+    ready: queue.Queue[tuple[bool, Any]] = queue.Queue(maxsize=1)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            for item in items:
+                ready.put((False, item))
+                if stop.is_set():
+                    return
+            ready.put((True, None))
+        except BaseException as exc:  # handed to the caller, which raises it
+            ready.put((True, exc))
+
+    worker = threading.Thread(target=produce, name="import-read-ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            finished, value = ready.get()
+            if finished:
+                if value is not None:
+                    raise value
+                return
+            yield value
+    finally:
+        stop.set()
+        while worker.is_alive():  # unblock a worker waiting to hand over an item nobody will take
+            try:
+                ready.get(timeout=0.05)
+            except queue.Empty:
+                pass
+        worker.join()
 
 
 def _rest(chunks: Iterator[tuple[pd.DataFrame, float]]) -> Iterator[tuple[pd.DataFrame, float]]:
@@ -560,14 +626,33 @@ def _upsert_products_sql(cursor, table: str) -> None:
 
 
 # When the database role may set session_replication_role (a superuser, as in docker-compose, or
-# GRANT SET ON PARAMETER session_replication_role on PostgreSQL 15+), the final INSERT skips the
-# per-row foreign-key triggers: they are half of its cost. The INSERT ... SELECT itself guarantees
-# the keys (it joins the customer and product tables, whose rows this transaction inserted or
-# locked by its upserts, and it locks the import job), and the other side's triggers still stop a
+# GRANT SET ON PARAMETER session_replication_role on PostgreSQL 15+), the transaction INSERTs skip
+# the per-row foreign-key triggers: they are half of their cost. The INSERT ... SELECT itself
+# guarantees the keys (it joins the customer and product tables, whose rows this transaction inserted
+# or locked by its upserts, and it locks the import job), and the other side's triggers still stop a
 # concurrent delete of a referenced row. False: always let PostgreSQL check every row.
 SKIP_FK_TRIGGERS_WHEN_ALLOWED = True
 
-STAGE_TRANSACTION = "rfm_stage_transaction"
+# An import into an EMPTY transaction table (a new portal's first load) drops the table's non-unique
+# indexes (customer + date, date, product, import job), inserts, and builds them again at the end: one
+# sort per index instead of a random B-tree insert per row and index. The primary key and the unique
+# row_hash stay (ON CONFLICT needs the latter; each chunk's rows arrive in the order of both, so they
+# are cheap). This holds the transaction table's ACCESS EXCLUSIVE lock until commit (every reader of
+# transactions, i.e. pages, scoring and the event stream, waits for the import to finish) and SHARE ROW
+# EXCLUSIVE on customers and products (their readers go on; their writers wait), so no other writer
+# can hold a customer row the import needs while waiting for the table. The locks are taken only when
+# free at once (NOWAIT), otherwise, or when the table has rows, the import takes the ordinary path.
+# DDL is transactional: a rollback restores the indexes.
+REBUILD_INDEXES_OF_EMPTY_TABLE = True
+INDEX_BUILD_MEMORY = "256MB"  # maintenance_work_mem while they are built: sorts of 1M rows stay in memory
+SORT_MEMORY = "64MB"  # work_mem of the import: a chunk's INSERT sorts its 100k rows in memory
+# Chunks are written as they come, each upserting its customers and products, so two imports of
+# overlapping customers could lock the same rows in opposite orders: transactions imports write one
+# at a time (a second waits for the first to commit before it starts reading).
+IMPORT_LOCK = "rfm_portal.customers.transactions_import"
+
+STAGE_CHUNK = "rfm_stage_chunk"  # the chunk being written
+STAGE_TRANSACTION = "rfm_stage_transaction"  # every chunk written so far, for the repeats across chunks
 STAGE_CUSTOMER = "rfm_stage_customer"
 STAGE_PRODUCT = "rfm_stage_product"
 STAGE_TRANSACTION_COLUMNS = (
@@ -580,8 +665,8 @@ STAGE_TRANSACTION_COLUMNS = (
     ("unit_price_e4", "int8"),
     ("amount_e4", "int8"),
     ("is_return", "bool"),
-    ("occurrence", "int4"),
-    ("row_hash", "text"),
+    ("occurrence", "int4"),  # among the identical lines of its chunk
+    ("row_hash", "text"),  # of that occurrence number
 )
 STAGE_CUSTOMER_COLUMNS = (("chunk", "int4"), ("external_id", "text"), ("country", "text"), ("first_seen_us", "int8"))
 STAGE_PRODUCT_COLUMNS = (("chunk", "int4"), ("sku", "text"), ("description", "text"), ("category", "text"))
@@ -589,14 +674,26 @@ IDENTITY_SQL = "invoice, customer_id, sku, invoiced_us, quantity, unit_price_e4"
 
 
 class _TransactionStage(_Sink):
-    """PostgreSQL: each chunk's valid rows are COPYed into temporary staging tables (per-chunk customer
-    and product summaries beside them); finish() writes customers, products and transactions with
-    set-based statements. Everything is inside the import's transaction: a rollback leaves nothing."""
+    """PostgreSQL: each chunk is written as it comes (while the next one is read and validated): its rows
+    are COPYed into a temporary staging table, its customers and products upserted, its transactions
+    inserted. finish() adds the lines whose identity repeats across chunks (see _insert_repeats) and
+    builds dropped indexes. Everything is inside the import's transaction: a rollback leaves nothing.
 
-    def __init__(self) -> None:
+    Upserting per chunk gives what one upsert of the whole file gives: the earliest first_seen wins and
+    the text of the last chunk that has some replaces, chunk after chunk."""
+
+    def __init__(self, job: ImportJob) -> None:
+        self.job = job
         self.chunks = 0
+        self.inserted = 0
+        self.dropped_indexes: list[str] = []
         with connection.cursor() as cursor:
-            _create_stage(cursor, STAGE_TRANSACTION, STAGE_TRANSACTION_COLUMNS)
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtext(%s))", [IMPORT_LOCK])
+            cursor.execute("SELECT set_config('work_mem', %s, true)", [SORT_MEMORY])
+            cursor.execute(f"SELECT 1 FROM {_q(ImportJob._meta.db_table)} WHERE id = %s FOR KEY SHARE", [job.pk])
+            self.skip_fk = SKIP_FK_TRIGGERS_WHEN_ALLOWED and _may_skip_fk_triggers(cursor)
+            for table in (STAGE_CHUNK, STAGE_TRANSACTION):
+                _create_stage(cursor, table, STAGE_TRANSACTION_COLUMNS)
             _create_stage(cursor, STAGE_CUSTOMER, STAGE_CUSTOMER_COLUMNS)
             _create_stage(cursor, STAGE_PRODUCT, STAGE_PRODUCT_COLUMNS)
 
@@ -606,6 +703,9 @@ class _TransactionStage(_Sink):
         self.chunks += 1
         customers, products = im.customer_summary(valid), im.product_summary(valid)
         with connection.cursor() as cursor:
+            if self.chunks == 1 and REBUILD_INDEXES_OF_EMPTY_TABLE:
+                self.dropped_indexes = _drop_secondary_indexes_if_empty(cursor)
+            cursor.execute(f"TRUNCATE {STAGE_CHUNK}, {STAGE_CUSTOMER}, {STAGE_PRODUCT}")
             _copy_into(
                 cursor,
                 STAGE_CUSTOMER,
@@ -625,7 +725,7 @@ class _TransactionStage(_Sink):
             )
             _copy_into(
                 cursor,
-                STAGE_TRANSACTION,
+                STAGE_CHUNK,
                 STAGE_TRANSACTION_COLUMNS,
                 [
                     valid[im.LINE].tolist(),
@@ -641,48 +741,103 @@ class _TransactionStage(_Sink):
                     valid["row_hash"].tolist(),
                 ],
             )
-
-    def finish(self, job: ImportJob, step: Progress) -> int:
-        product, tx = _q(Product._meta.db_table), _q(Transaction._meta.db_table)
-        customer, import_job = _q(Customer._meta.db_table), _q(ImportJob._meta.db_table)
-        with connection.cursor() as cursor:
-            for table in (STAGE_TRANSACTION, STAGE_CUSTOMER, STAGE_PRODUCT):
-                cursor.execute(f"ANALYZE {table}")  # row counts for the planner: hash joins, not nested loops
-            if self.chunks > 1:
-                _renumber_repeats_across_chunks(cursor)
-            step(75, "Adding customers and products")
             _upsert_customers_sql(cursor, STAGE_CUSTOMER)
             _upsert_products_sql(cursor, STAGE_PRODUCT)
-            step(80, "Adding the transactions")
-            cursor.execute(f"SELECT 1 FROM {import_job} WHERE id = %s FOR KEY SHARE", [job.pk])
-            skip_fk = SKIP_FK_TRIGGERS_WHEN_ALLOWED and _may_skip_fk_triggers(cursor)
-            if skip_fk:
-                cursor.execute("SELECT current_setting('session_replication_role')")
-                role = cursor.fetchone()[0]
-                cursor.execute("SET LOCAL session_replication_role = replica")
-            # Sorted by row_hash, the inserts into the unique index on it go in order instead of at
-            # random: noticeably less page churn on big files. Ids are not in file order (nothing
-            # relies on that; listings order by invoiced_at).
-            cursor.execute(
-                f"""
-                INSERT INTO {tx} (invoice, customer_id, product_id, invoiced_at, quantity, unit_price, amount,
-                                  is_return, row_hash, import_job_id)
-                SELECT s.invoice, c.id, p.id, {EPOCH} + s.invoiced_us * interval '1 microsecond', s.quantity,
-                       s.unit_price_e4 * 0.0001, s.amount_e4 * 0.0001, s.is_return, s.row_hash, %s
-                FROM {STAGE_TRANSACTION} s
-                JOIN {customer} c ON c.external_id = s.customer_id
-                LEFT JOIN {product} p ON s.sku <> '' AND p.sku = s.sku
-                ORDER BY s.row_hash
-                ON CONFLICT (row_hash) DO NOTHING
-                """,
-                [job.pk],
-            )
-            inserted = cursor.rowcount
-            if skip_fk:
-                cursor.execute("SELECT set_config('session_replication_role', %s, true)", [role])
-            for table in (STAGE_TRANSACTION, STAGE_CUSTOMER, STAGE_PRODUCT):
+            self.inserted += _insert_transactions(cursor, self.job, self.skip_fk, f"{STAGE_CHUNK} s")
+            cursor.execute(f"INSERT INTO {STAGE_TRANSACTION} SELECT * FROM {STAGE_CHUNK}")
+
+    def finish(self, job: ImportJob, step: Progress) -> int:
+        with connection.cursor() as cursor:
+            if self.chunks > 1:
+                step(75, "Adding the lines repeated across chunks")
+                self.inserted += _insert_repeats(cursor, self.job, self.skip_fk)
+            if self.dropped_indexes:
+                step(85, "Indexing the transactions")
+                _create_indexes(cursor, self.dropped_indexes)
+            for table in (STAGE_CHUNK, STAGE_TRANSACTION, STAGE_CUSTOMER, STAGE_PRODUCT):
                 cursor.execute(f"DROP TABLE {table}")
-        return inserted
+        return self.inserted
+
+
+def _insert_transactions(cursor, job: ImportJob, skip_fk: bool, source: str, row_hash: str = "s.row_hash") -> int:
+    """INSERT ... SELECT the staged lines of `source` (aliased s) into the transaction table; how many were new."""
+    tx, customer, product = (_q(m._meta.db_table) for m in (Transaction, Customer, Product))
+    if skip_fk:
+        cursor.execute("SELECT current_setting('session_replication_role')")
+        role = cursor.fetchone()[0]
+        cursor.execute("SET LOCAL session_replication_role = replica")
+    # Sorted by row_hash, the inserts into the unique index on it go in order instead of at random:
+    # noticeably less page churn on big files. Ids are not in file order (nothing relies on that;
+    # listings order by invoiced_at). Byte order ("C") is the index's order for hex digits in any
+    # collation, and PostgreSQL sorts it with abbreviated keys.
+    cursor.execute(
+        f"""
+        INSERT INTO {tx} (invoice, customer_id, product_id, invoiced_at, quantity, unit_price, amount,
+                          is_return, row_hash, import_job_id)
+        SELECT s.invoice, c.id, p.id, {EPOCH} + s.invoiced_us * interval '1 microsecond', s.quantity,
+               s.unit_price_e4 * 0.0001, s.amount_e4 * 0.0001, s.is_return, {row_hash}, %s
+        FROM {source}
+        JOIN {customer} c ON c.external_id = s.customer_id
+        LEFT JOIN {product} p ON s.sku <> '' AND p.sku = s.sku
+        ORDER BY {row_hash} COLLATE "C"
+        ON CONFLICT (row_hash) DO NOTHING
+        """,
+        [job.pk],
+    )
+    inserted = cursor.rowcount
+    if skip_fk:
+        cursor.execute("SELECT set_config('session_replication_role', %s, true)", [role])
+    return inserted
+
+
+class _TableInUse(Exception):
+    """The transaction table has rows, or another session is using one of the tables: keep the indexes."""
+
+
+def _drop_secondary_indexes_if_empty(cursor) -> list[str]:
+    """Drop the non-unique indexes of the transaction table when it is empty and the tables are free
+    (see REBUILD_INDEXES_OF_EMPTY_TABLE); their CREATE INDEX statements."""
+    tx, customer, product = (_q(m._meta.db_table) for m in (Transaction, Customer, Product))
+    cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {tx})")
+    if cursor.fetchone()[0]:
+        return []
+    try:
+        with transaction.atomic():  # a savepoint: rolling it back releases the locks again
+            cursor.execute(f"LOCK TABLE {customer}, {product} IN SHARE ROW EXCLUSIVE MODE NOWAIT")
+            cursor.execute(f"LOCK TABLE {tx} IN ACCESS EXCLUSIVE MODE NOWAIT")
+            cursor.execute(f"SELECT EXISTS (SELECT 1 FROM {tx})")
+            if cursor.fetchone()[0]:
+                raise _TableInUse
+            cursor.execute(
+                """
+                SELECT indexrelid::regclass::text, pg_get_indexdef(indexrelid) FROM pg_index
+                WHERE indrelid = %s::regclass AND NOT indisunique AND NOT indisprimary ORDER BY 1
+                """,
+                [tx],
+            )
+            indexes = cursor.fetchall()
+            for name, _ in indexes:
+                cursor.execute(f"DROP INDEX {name}")
+    except _TableInUse:
+        return []
+    except OperationalError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) != "55P03":  # lock_not_available: someone is using it
+            raise
+        return []
+    return [definition for _, definition in indexes]
+
+
+def _create_indexes(cursor, definitions: Sequence[str]) -> None:
+    # A table with deferred foreign-key checks pending (when the import does not skip them) cannot be
+    # indexed: run the checks now, as COMMIT would have, then defer again.
+    cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
+    cursor.execute("SET CONSTRAINTS ALL DEFERRED")
+    cursor.execute("SELECT current_setting('maintenance_work_mem')")
+    memory = cursor.fetchone()[0]
+    cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [INDEX_BUILD_MEMORY])
+    for definition in definitions:
+        cursor.execute(definition)
+    cursor.execute("SELECT set_config('maintenance_work_mem', %s, true)", [memory])
 
 
 def _may_skip_fk_triggers(cursor) -> bool:
@@ -693,13 +848,18 @@ def _may_skip_fk_triggers(cursor) -> bool:
     return bool(cursor.fetchone()[0])
 
 
-def _renumber_repeats_across_chunks(cursor) -> None:
-    """Give lines whose identity repeats in several chunks their occurrence number in the whole file.
+def _insert_repeats(cursor, job: ImportJob, skip_fk: bool) -> int:
+    """Insert the lines whose identity repeats in several chunks under their occurrence number in the whole
+    file; how many were new.
 
-    Each chunk numbered its identical lines from 0, so an identity seen in two chunks has two
-    occurrence-0 rows. Only those identities are fetched (few: identical lines are rare and mostly
-    adjacent) and re-hashed in line order, so the hashes equal those of the file read in one piece.
+    Each chunk numbered its identical lines from 0 and was written with those hashes, so an identity
+    seen c_1, c_2, ... times in chunks 1, 2, ... has occurrences 0 .. max(c_j) - 1 written, where the
+    whole file has 0 .. sum(c_j) - 1: the same rows (a line's identity fixes every column written), only
+    the higher numbers missing. Those identities (few: identical lines are rare and mostly adjacent) are
+    fetched, numbered in line order and inserted again with ON CONFLICT DO NOTHING, which adds exactly
+    the missing ones: the table ends with the hashes of the file read in one piece.
     """
+    cursor.execute(f"ANALYZE {STAGE_TRANSACTION}")  # row counts for the planner: hash joins, not nested loops
     cursor.execute(
         f"""
         WITH repeated AS (
@@ -713,23 +873,20 @@ def _renumber_repeats_across_chunks(cursor) -> None:
     )
     rows = cursor.fetchall()
     if not rows:
-        return
+        return 0
     lines = pd.DataFrame(rows, columns=[im.LINE, *IDENTITY_SQL.split(", ")])
     lines["invoiced_at"] = pd.to_datetime(lines.pop("invoiced_us"), unit="us", utc=True)
     occurrence = im.occurrences(lines)
     _copy_rows(
         cursor,
         "rfm_stage_rehash",
-        [("line", "int8"), ("occurrence", "int4"), ("row_hash", "text")],
-        [lines[im.LINE].tolist(), occurrence.tolist(), im.row_hashes(lines, occurrence)],
+        [("line", "int8"), ("row_hash", "text")],
+        [lines[im.LINE].tolist(), im.row_hashes(lines, occurrence)],
     )
-    cursor.execute(
-        f"""
-        UPDATE {STAGE_TRANSACTION} s SET occurrence = r.occurrence, row_hash = r.row_hash
-        FROM rfm_stage_rehash r WHERE s.line = r.line
-        """
-    )
+    source = f"{STAGE_TRANSACTION} s JOIN rfm_stage_rehash r ON r.line = s.line"
+    inserted = _insert_transactions(cursor, job, skip_fk, source, row_hash="r.row_hash")
     cursor.execute("DROP TABLE rfm_stage_rehash")
+    return inserted
 
 
 def _write_campaigns_copy(valid: pd.DataFrame, job: ImportJob) -> int:
