@@ -125,7 +125,7 @@ def _action_page(request: HttpRequest, view: str) -> HttpResponse:
         orders = selectors.ORDERS[view]
         context["order"] = order if order in orders else next(iter(orders))
         context["orders"] = orders
-        paginator = Paginator(selectors.action_list(form.filters(), view, order), PAGE_SIZE)
+        paginator = Paginator(selectors.action_rows(form.filters(), view, order), PAGE_SIZE)
         with without_jit():
             page = paginator.get_page(request.GET.get("page"))
             context["rows"] = _action_rows(mv, list(page.object_list))
