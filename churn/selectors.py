@@ -62,13 +62,6 @@ def at_risk(mv: ModelVersion, filters: AtRiskFilters) -> QuerySet[ChurnScore]:
     return qs.order_by("-probability", "customer__external_id")
 
 
-def countries(mv: ModelVersion) -> list[str]:
-    return list(
-        Customer.objects.filter(churn_scores__model_version=mv).exclude(country="")
-        .values_list("country", flat=True).distinct().order_by("country")
-    )
-
-
 def score_probabilities(mv: ModelVersion) -> list[float]:
     return list(ChurnScore.objects.filter(model_version=mv).values_list("probability", flat=True))
 

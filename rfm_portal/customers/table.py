@@ -127,8 +127,9 @@ def apply_search(qs: QuerySet, text: str) -> QuerySet:
 
 
 def _country_choices() -> list[tuple[str, str]]:
-    countries = Customer.objects.exclude(country="").values_list("country", flat=True).distinct().order_by("country")
-    return [(c, c) for c in countries]
+    from .selectors import countries
+
+    return [(c, c) for c in countries()]
 
 
 def _countries(value: Any) -> list[str]:
