@@ -170,8 +170,11 @@ def action_rows(filters: AtRiskFilters, view: str = AT_RISK, order: str = "") ->
 
     from rfm_portal.customers.table import TableRows, valued_first
 
+    order = action_order(view, order)
     qs = _action_customers(filters, view)
-    return TableRows(valued_first(qs, action_order(view, order), then=(F("churn_risk").desc(), "external_id")), qs)
+    if order.lstrip("-") == "value_at_risk":  # a product of two models' scores: no index to walk, so no split
+        return TableRows([action_list(filters, view, order)], qs)
+    return TableRows(valued_first(qs, order, then=(F("churn_risk").desc(), "external_id")), qs)
 
 
 def scores_for(mv: ModelVersion, customers: list[Customer]) -> dict[int, ChurnScore]:
