@@ -175,6 +175,9 @@ def page_list(d: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ("customers ?order=-last_purchase", customers + "?order=-last_purchase", False),
         ("customers ?order=-churn_risk", customers + "?order=-churn_risk", False),
         ("customers page 1000 (default order)", customers + "?page=1000", False),
+        ("customers ?order=-churn_risk page 1000", customers + "?order=-churn_risk&page=1000", False),
+        ("customers ?order=clv_p50 (lowest first)", customers + "?order=clv_p50", False),
+        ("customers ?segments=At Risk&min_clv=100", customers + "?segments=At+Risk&min_clv=100", False),
         ("customers ?countries=<c>&order=-revenue", customers + f"?countries={d['country']}&order=-revenue", False),
         ("customers ?search=1&order=-revenue", customers + "?search=1&order=-revenue", False),
         ("customers ?min_clv=100&order=-revenue", customers + "?min_clv=100&order=-revenue", False),
@@ -186,8 +189,10 @@ def page_list(d: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ("segments migration", reverse("segmentation:migration"), False),
         ("segments members", reverse("segmentation:members"), False),
         ("churn at-risk", reverse("churn:at-risk"), False),
-        ("churn at-risk ?sort=-churn_risk", reverse("churn:at-risk") + "?sort=-churn_risk", False),
+        ("churn at-risk ?order=-churn_risk", reverse("churn:at-risk") + "?order=-churn_risk", False),
+        ("churn at-risk page 100", reverse("churn:at-risk") + "?page=100", False),
         ("churn win-back", reverse("churn:win-back"), False),
+        ("churn win-back ?order=-clv_p50", reverse("churn:win-back") + "?order=-clv_p50", False),
         ("uplift members", reverse("uplift:members"), False),
         ("lookalikes builder", reverse("embeddings:builder"), False),
         ("campaign new (planner form)", reverse("campaigns:new"), False),
@@ -201,6 +206,8 @@ def page_list(d: dict[str, Any]) -> list[tuple[str, str, bool]]:
         ("api schema", reverse("api-schema"), False),
     ]
     pages += [(f"model version: {kind}", reverse("mlops:model-detail", args=[pk]), False)
+              for kind, pk in sorted(d["model_versions"].items())]
+    pages += [(f"model card: {kind}", reverse("mlops:model-card", args=[pk]), False)
               for kind, pk in sorted(d["model_versions"].items())]
     return pages
 
@@ -217,6 +224,35 @@ def _backend_cpu_seconds() -> float:
     except OSError:  # PostgreSQL on another machine: database CPU unknown
         return float("nan")
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def profile(d: dict[str, Any], only: str, lines: int = 30) -> None:
+    """cProfile one request of each page matching ``only`` (after a warm-up) and print where the time goes,
+    with the SQL statements and their times (DEBUG is on in the bench)."""
+    import cProfile
+    import pstats
+
+    from django.db import connection, reset_queries
+    from django.test import Client
+
+    clients = {False: Client(), True: Client()}
+    clients[False].force_login(d["analyst"])
+    clients[True].force_login(d["admin"])
+    for name, path, as_admin in page_list(d):
+        if only not in name and only not in path:
+            continue
+        client = clients[as_admin]
+        client.get(path)
+        reset_queries()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        response = client.get(path)
+        _ = b"".join(response.streaming_content) if response.streaming else response.content
+        profiler.disable()
+        print(f"\n=== {name} ({path}) ===")
+        pstats.Stats(profiler).sort_stats("cumulative").print_stats(lines)
+        for query in sorted(connection.queries, key=lambda q: -float(q["time"]))[:12]:
+            print(f"{float(query['time']) * 1000:8.1f} ms  {query['sql'][:600]}")
 
 
 def measure(d: dict[str, Any], repeat: int, only: str = "") -> list[dict[str, Any]]:
@@ -264,6 +300,8 @@ def main() -> None:
     parser.add_argument("--reuse", action="store_true", help="reuse rfm_pages_bench_<N> if it exists")
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards (default: drop it)")
     parser.add_argument("--only", default="", help="measure only pages whose name or path contains this")
+    parser.add_argument("--profile", action="store_true",
+                        help="cProfile the pages matching --only (one request each) instead of timing them")
     parser.add_argument("--uplift-trees", type=int, default=48)
     parser.add_argument("--uplift-bootstrap", type=int, default=5)
     parser.add_argument("--embedding-epochs", type=int, default=3)
@@ -302,6 +340,9 @@ def main() -> None:
 
         print(f"data: {Customer.objects.count():,} customers, {Transaction.objects.count():,} transaction lines; "
               f"load average before measuring {loadavg()}", flush=True)
+        if args.profile:
+            profile(fixtures, args.only)
+            return
         results = measure(fixtures, args.repeat, args.only)
         over = [r for r in results if r["over"]]
         print(f"\n{len(results)} pages, median of {args.repeat}; budget {BUDGET_MS:.0f} ms and "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from django.db.models import Q, QuerySet
@@ -11,6 +12,9 @@ from churn.models import ChurnScore
 from rfm_portal.customers.models import Customer
 from rfm_portal.mlops import selectors as mlops_selectors
 from rfm_portal.mlops.models import Job, ModelVersion
+
+if TYPE_CHECKING:
+    from rfm_portal.customers.table import TableRows
 
 KIND = "churn"
 CHALLENGER_KIND = "churn_challenger"
@@ -56,13 +60,6 @@ def at_risk(mv: ModelVersion, filters: AtRiskFilters) -> QuerySet[ChurnScore]:
     if search:
         qs = qs.filter(Q(customer__external_id__istartswith=search))
     return qs.order_by("-probability", "customer__external_id")
-
-
-def countries(mv: ModelVersion) -> list[str]:
-    return list(
-        Customer.objects.filter(churn_scores__model_version=mv).exclude(country="")
-        .values_list("country", flat=True).distinct().order_by("country")
-    )
 
 
 def score_probabilities(mv: ModelVersion) -> list[float]:
@@ -120,16 +117,15 @@ def winback_threshold() -> float:
     return float(getattr(settings, "CHURN_WINBACK_P_ALIVE", 0.2))
 
 
-def action_list(filters: AtRiskFilters, view: str = AT_RISK, order: str = "") -> QuerySet[Customer]:
-    """Customers scored by the active churn model, with CLV, P(alive), segment and last purchase beside the
-    risk (the customer table's columns, one query). ``view`` at-risk: P(alive) at least the win-back threshold
-    (or unknown), ranked by value at risk = risk × CLV P50; win-back: P(alive) below it, by past revenue."""
+def _action_customers(filters: AtRiskFilters, view: str) -> QuerySet[Customer]:
+    """The list's customers (unordered): scored by the active churn model, with the customer table's columns and
+    the value at risk; ``view`` at-risk: P(alive) at least the win-back threshold (or unknown), win-back: below."""
     from django.db.models import ExpressionWrapper, F, FloatField, Value
 
     from rfm_portal.customers.table import apply_search, customer_table, table_columns
 
     keys = {column.key for column in table_columns()}
-    qs = customer_table({}).filter(churn_risk__isnull=False)
+    qs = customer_table({}).filter(churn_risk__isnull=False).order_by()
     has_clv = "clv_p50" in keys
     value = ExpressionWrapper(F("churn_risk") * F("clv_p50"), output_field=FloatField()) if has_clv \
         else Value(None, output_field=FloatField())
@@ -148,11 +144,37 @@ def action_list(filters: AtRiskFilters, view: str = AT_RISK, order: str = "") ->
         qs = qs.filter(country__iexact=filters.country)
     if filters.search.strip():
         qs = apply_search(qs, filters.search.strip())
+    return qs
+
+
+def action_order(view: str, order: str) -> str:
     orders = ORDERS.get(view, ORDERS[AT_RISK])
-    order = order if order in orders else next(iter(orders))
+    return order if order in orders else next(iter(orders))
+
+
+def action_list(filters: AtRiskFilters, view: str = AT_RISK, order: str = "") -> QuerySet[Customer]:
+    """The at-risk (ranked by value at risk = risk × CLV P50) or win-back (by past revenue) list, one query (the
+    CSV streams it); ties by risk, then customer id. A page reads ``action_rows`` instead."""
+    from django.db.models import F
+
+    order = action_order(view, order)
     field = order.lstrip("-")
     primary = F(field).desc(nulls_last=True) if order.startswith("-") else F(field).asc(nulls_last=True)
-    return qs.order_by(primary, F("churn_risk").desc(), "external_id")
+    return _action_customers(filters, view).order_by(primary, F("churn_risk").desc(), "external_id")
+
+
+def action_rows(filters: AtRiskFilters, view: str = AT_RISK, order: str = "") -> TableRows:
+    """``action_list``'s rows in the same order, for paging: a page reads the pks of its slice first (a narrow
+    query over the scores it sorts and filters by), then those customers' full rows (``TableRows``)."""
+    from django.db.models import F
+
+    from rfm_portal.customers.table import TableRows, valued_first
+
+    order = action_order(view, order)
+    qs = _action_customers(filters, view)
+    if order.lstrip("-") == "value_at_risk":  # a product of two models' scores: no index to walk, so no split
+        return TableRows([action_list(filters, view, order)], qs)
+    return TableRows(valued_first(qs, order, then=(F("churn_risk").desc(), "external_id")), qs)
 
 
 def scores_for(mv: ModelVersion, customers: list[Customer]) -> dict[int, ChurnScore]:

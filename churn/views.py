@@ -19,6 +19,7 @@ from churn.pipeline import ChurnModelBundle
 from churn.tasks import train_churn_task
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
 from rfm_portal.core.csv_export import SafeCSVWriter
+from rfm_portal.customers import selectors as customer_selectors
 from rfm_portal.customers.models import Customer
 from rfm_portal.customers.table import without_jit
 from rfm_portal.dashboard import summaries
@@ -125,12 +126,12 @@ def _action_page(request: HttpRequest, view: str) -> HttpResponse:
         orders = selectors.ORDERS[view]
         context["order"] = order if order in orders else next(iter(orders))
         context["orders"] = orders
-        paginator = Paginator(selectors.action_list(form.filters(), view, order), PAGE_SIZE)
+        paginator = Paginator(selectors.action_rows(form.filters(), view, order), PAGE_SIZE)
         with without_jit():
             page = paginator.get_page(request.GET.get("page"))
             context["rows"] = _action_rows(mv, list(page.object_list))
         context["page"] = page
-        context["countries"] = selectors.countries(mv)
+        context["countries"] = customer_selectors.countries()
         context["base_rate"] = (mv.metrics.get("comparison", {}).get(mv.metrics.get("model_kind"), {})
                                 .get("base_rate"))
         bundle = _active_bundle()

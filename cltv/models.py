@@ -36,7 +36,11 @@ class CLTVScore(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["customer", "model_version"], name="unique_cltv_score_per_version"),
         ]
-        indexes = [models.Index(fields=["model_version", "-clv"], name="cltv_score_version_clv")]
+        indexes = [
+            models.Index(fields=["model_version", "-clv"], name="cltv_score_version_clv"),
+            # The customer table's default order (CLV P50, highest first) walks it for a page's rows.
+            models.Index(fields=["model_version", "-clv_p50"], name="cltv_score_version_clv_p50"),
+        ]
 
     def __str__(self) -> str:
         return f"CLTV {self.customer_id} v{self.model_version_id}: {self.clv:.2f}"

@@ -56,17 +56,16 @@ def customer_facts(customer_pks: list[int]) -> dict[int, dict[str, Any]]:
 
 
 def segment_names() -> list[str]:
-    seg = mlops_selectors.active_version("segmentation")
-    if seg is None:
-        return []
-    return sorted(RFMScore.objects.filter(model_version=seg).order_by().values_list("segment", flat=True).distinct())
+    """The active segmentation's segment names (stored with it: ``segmentation.selectors.choices``)."""
+    from segmentation.selectors import choices
+
+    return choices()[0]
 
 
 def cluster_choices() -> list[tuple[int, str]]:
-    seg = mlops_selectors.active_version("segmentation")
-    if seg is None:
-        return []
-    return sorted(set(RFMScore.objects.filter(model_version=seg).values_list("cluster", "cluster_name")))
+    from segmentation.selectors import choices
+
+    return choices()[1]
 
 
 def segment_members(segment: str) -> list[int]:
@@ -103,7 +102,9 @@ def customers_in_country(country: str) -> list[int]:
 
 
 def countries() -> list[str]:
-    return list(Customer.objects.exclude(country="").values_list("country", flat=True).distinct().order_by("country"))
+    from rfm_portal.customers.selectors import countries
+
+    return countries()
 
 
 def pks_by_external(external_ids: list[str]) -> dict[str, int]:

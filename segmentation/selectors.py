@@ -262,6 +262,25 @@ def score_list(
     return qs.order_by(F("monetary").desc(), "customer__external_id")
 
 
+def compute_choices(versions: dict[str, ModelVersion | None]) -> dict[str, Any]:
+    """The segment names and (cluster, name) pairs the active segmentation gave customers (stored as the page
+    summary ``segmentation.choices``, for the filter forms)."""
+    mv = versions.get(KIND)
+    if mv is None:
+        return {"segments": [], "clusters": []}
+    scores = RFMScore.objects.filter(model_version=mv).order_by()
+    return {"segments": sorted(scores.values_list("segment", flat=True).distinct()),
+            "clusters": sorted(scores.values_list("cluster", "cluster_name").distinct())}
+
+
+def choices() -> tuple[list[str], list[tuple[int, str]]]:
+    """(segment names, [(cluster, name)]) of the active segmentation, sorted; empty without one."""
+    from rfm_portal.dashboard import summaries
+
+    stored = summaries.get("segmentation.choices")
+    return stored["segments"], [(int(c), str(name)) for c, name in stored["clusters"]]
+
+
 def customer_score(customer: Customer, mv: ModelVersion | None = None) -> RFMScore | None:
     mv = mv or active_version()
     if mv is None:

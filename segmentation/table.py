@@ -23,8 +23,7 @@ def _scores() -> QuerySet[RFMScore]:
 
 
 def _cluster_choices() -> list[tuple[str, str]]:
-    rows = _scores().values_list("cluster", "cluster_name").distinct().order_by("cluster")
-    return [(str(cluster), f"{cluster} · {name}") for cluster, name in rows]
+    return [(str(cluster), f"{cluster} · {name}") for cluster, name in selectors.choices()[1]]
 
 
 def _apply_segments(qs: QuerySet, value: Any) -> QuerySet:

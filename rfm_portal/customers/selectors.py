@@ -68,6 +68,19 @@ def overview_kpis() -> OverviewKPIs:
     )
 
 
+def compute_countries(versions: dict) -> dict[str, list[str]]:
+    """Every customer's country, sorted (stored as the page summary ``customers.countries``)."""
+    return {"countries": list(Customer.objects.exclude(country="").values_list("country", flat=True)
+                              .distinct().order_by("country"))}
+
+
+def countries() -> list[str]:
+    """The countries of the customers (the stored list, recomputed when the data changed)."""
+    from rfm_portal.dashboard import summaries
+
+    return summaries.get("customers.countries")["countries"]
+
+
 def monthly_revenue() -> list[dict]:
     """Net revenue, gross sales, returns and buying customers per calendar month."""
     rows = (

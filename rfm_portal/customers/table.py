@@ -22,6 +22,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from django.db import connection, transaction
@@ -126,8 +127,9 @@ def apply_search(qs: QuerySet, text: str) -> QuerySet:
 
 
 def _country_choices() -> list[tuple[str, str]]:
-    countries = Customer.objects.exclude(country="").values_list("country", flat=True).distinct().order_by("country")
-    return [(c, c) for c in countries]
+    from .selectors import countries
+
+    return [(c, c) for c in countries()]
 
 
 def _countries(value: Any) -> list[str]:
@@ -203,20 +205,96 @@ def default_order() -> str:
 
 def customer_table(spec: dict[str, Any], order: str = "") -> QuerySet[Customer]:
     """Customers with every contributed column, filtered by ``spec`` and sorted by ``order`` (a column key,
-    ``-`` for descending; nulls last either way). One SQL query; page it with a Paginator."""
+    ``-`` for descending; nulls last either way). One SQL query (the CSV streams it); a page reads
+    ``customer_table_rows`` instead."""
+    return _sorted(_annotated(spec), table_order(order))
+
+
+def _sorted(qs: QuerySet[Customer], order: str) -> QuerySet[Customer]:
+    field_name = order.lstrip("-")
+    expression = F(field_name).desc(nulls_last=True) if order.startswith("-") else F(field_name).asc(nulls_last=True)
+    return qs.order_by(expression, "external_id")
+
+
+# Columns every customer has a value in: sorting by them needs no "valued first, then the rest" split.
+_NEVER_EMPTY = ("external_id", "country")
+
+
+def table_order(order: str) -> str:
+    """``order`` if the table can sort by it, else the default order."""
+    sortable = {column.key for column in table_columns() if column.sortable} | {"external_id", "country"}
+    return order if order.lstrip("-") in sortable else default_order()
+
+
+def _annotated(spec: dict[str, Any]) -> QuerySet[Customer]:
     qs = Customer.objects.all()
     filters = {flt.key: flt for flt in table_filters()}
     for key, value in spec.items():
         qs = filters[key].apply(qs, value)
     for contribution in contributions():
         qs = contribution.annotate(qs)
-    sortable = {column.key for column in table_columns() if column.sortable} | {"external_id", "country"}
-    field_name = order.lstrip("-")
-    if field_name not in sortable:
-        order = default_order()
-        field_name = order.lstrip("-")
-    expression = F(field_name).desc(nulls_last=True) if order.startswith("-") else F(field_name).asc(nulls_last=True)
-    return qs.order_by(expression, "external_id")
+    return qs
+
+
+class TableRows:
+    """A ``Paginator``'s object list over the table: the rows of ``parts`` (ordered querysets of the same annotated
+    customers) one part after the other, each page read by a late row look-up.
+
+    A page first reads the customer pks of its slice, a narrow query: PostgreSQL leaves out the joins on score
+    tables that neither the filters nor the order use, so an ordered index on the sort column is walked for just
+    the slice. Then it reads the full rows of those customers (``rows``, any order) and puts them in the slice's
+    order. Counts are read once per request.
+    """
+
+    def __init__(self, parts: Sequence[QuerySet[Customer]], rows: QuerySet[Customer]) -> None:
+        self.parts = list(parts)
+        self.rows = rows.order_by()
+
+    @cached_property
+    def part_counts(self) -> list[int]:
+        return [part.count() for part in self.parts]
+
+    def count(self) -> int:
+        return sum(self.part_counts)
+
+    def __len__(self) -> int:
+        return self.count()
+
+    def __getitem__(self, index: slice) -> list[Customer]:
+        if not isinstance(index, slice) or index.step not in (None, 1):
+            raise TypeError("TableRows are read by slices (a Paginator's pages).")
+        start, stop = index.start or 0, self.count() if index.stop is None else index.stop
+        pks: list[int] = []
+        offset = 0
+        for part, size in zip(self.parts, self.part_counts, strict=True):
+            low, high = max(start - offset, 0), min(stop - offset, size)
+            if low < high:
+                pks += part.values_list("pk", flat=True)[low:high]
+            offset += size
+        by_pk = {row.pk: row for row in self.rows.filter(pk__in=pks)}
+        return [by_pk[pk] for pk in pks if pk in by_pk]  # a customer erased in between is left out
+
+
+def valued_first(qs: QuerySet[Customer], order: str, then: Sequence[Any] = ("external_id",)
+                 ) -> list[QuerySet[Customer]]:
+    """``qs`` sorted by ``order`` (an annotation, ``-`` for descending) with nulls last, as two parts for
+    ``TableRows``: the customers with a value, sorted by it and then by ``then``; then the ones without, by
+    ``then``. The first part sorts plainly (DESC / ASC, no NULLS clause: it has no nulls), which is the order a
+    descending index on the column reads forwards and backwards, so PostgreSQL can walk it for a page's slice; a
+    sort with nulls last over every customer cannot (an unscored customer's NULL comes from a LEFT JOIN)."""
+    key = order.lstrip("-")
+    valued = F(key).desc() if order.startswith("-") else F(key).asc()
+    return [qs.filter(**{f"{key}__isnull": False}).order_by(valued, *then),
+            qs.filter(**{f"{key}__isnull": True}).order_by(*then)]
+
+
+def customer_table_rows(spec: dict[str, Any], order: str = "") -> TableRows:
+    """The rows of ``customer_table(spec, order)``, in the same order, for paging (see ``valued_first``)."""
+    order = table_order(order)
+    qs = _annotated(spec)
+    if order.lstrip("-") in _NEVER_EMPTY:
+        return TableRows([_sorted(qs, order)], qs)
+    return TableRows(valued_first(qs, order), qs)
 
 
 @contextmanager

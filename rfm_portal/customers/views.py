@@ -25,7 +25,7 @@ def _table_request(params) -> tuple[dict, dict, str]:
 def customer_list(request: HttpRequest) -> HttpResponse:
     """The customer table: every model's score beside the totals, filtered and sorted together."""
     spec, errors, order = _table_request(request.GET)
-    paginator = Paginator(table.customer_table(spec, order), PAGE_SIZE)
+    paginator = Paginator(table.customer_table_rows(spec, order), PAGE_SIZE)
     columns = table.table_columns()
     with table.without_jit():
         page = paginator.get_page(request.GET.get("page"))

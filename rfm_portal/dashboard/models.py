@@ -49,8 +49,12 @@ class CustomerTotals(models.Model):
                                   help_text="all amounts, returns negative; NULL without transactions")
     last_purchase = models.DateTimeField(null=True)
 
-    # The table's sorts (descending, NULLs last) are indexed by migration 0001 on PostgreSQL (SQLite, the embedded
-    # default, has no NULLS LAST in an index): customer_totals_revenue, customer_totals_orders, customer_totals_last.
+    class Meta:
+        # The customer table's sorts by these walk them for a page's rows (``customers.table.valued_first``: the
+        # customers with a value sorted plainly, which a descending index reads in either direction).
+        indexes = [models.Index(fields=["-revenue"], name="customer_totals_revenue_desc"),
+                   models.Index(fields=["-orders"], name="customer_totals_orders_desc"),
+                   models.Index(fields=["-last_purchase"], name="customer_totals_last_desc")]
 
     def __str__(self) -> str:
         return f"{self.customer_id}: {self.orders} orders, {self.revenue}"

@@ -117,3 +117,35 @@ def test_a_failing_refresh_never_breaks_the_change_that_triggered_it(data, monke
         summaries.data_changed("import")
     assert summaries.counters()["import"] == imports_before + 1
     assert "could not refresh page summary overview" in caplog.text
+
+
+def test_filter_choice_lists_are_stored_and_follow_the_data_and_the_model(data):
+    from datetime import UTC, datetime
+
+    from rfm_portal.mlops.models import ModelVersion
+    from segmentation import selectors as segmentation_selectors
+    from segmentation.models import RFMScore
+
+    assert selectors.countries() == ["France", "United Kingdom"]
+    assert PageSummary.objects.get(name="customers.countries").payload == {"countries": ["France", "United Kingdom"]}
+    Customer.objects.create(external_id="D", country="Germany")  # any path: the highest customer id changes
+    assert selectors.countries() == ["France", "Germany", "United Kingdom"]
+
+    assert segmentation_selectors.choices() == ([], [])  # no segmentation yet
+    now = datetime(2024, 6, 1, tzinfo=UTC)
+
+    def segmentation(version: int, rows: list[tuple[str, str, int, str]]) -> None:
+        ModelVersion.objects.filter(kind="segmentation").update(status="retired")
+        mv = ModelVersion.objects.create(kind="segmentation", version=version, status="active", data_cutoff=now)
+        for eid, segment, cluster, name in rows:
+            RFMScore.objects.create(model_version=mv, customer=data[eid], recency_days=1, frequency=1, monetary=1,
+                                    first_purchase=now, last_purchase=now, r_score=3, f_score=3, m_score=3,
+                                    rfm_code="333", segment=segment, cluster=cluster, cluster_name=name)
+
+    segmentation(1, [("A", "Champions", 0, "Big spenders"), ("B", "At Risk", 1, "Fading"),
+                     ("C", "Champions", 0, "Big spenders")])
+    assert segmentation_selectors.choices() == (["At Risk", "Champions"], [(0, "Big spenders"), (1, "Fading")])
+    segmentation(2, [("A", "Loyal", 1, "Regulars"), ("B", "Hibernating", 0, "Sleepers")])
+    assert segmentation_selectors.choices() == (["Hibernating", "Loyal"], [(0, "Sleepers"), (1, "Regulars")])
+    assert PageSummary.objects.get(name="segmentation.choices").key["versions"]["segmentation"] == \
+        ModelVersion.objects.get(kind="segmentation", status="active").pk
