@@ -164,6 +164,55 @@ def summary_from_transactions(
     return _summarise_days(daily, end_day, udays)
 
 
+def summaries_as_of(daily: pd.DataFrame, customer_ids: np.ndarray, end_days: np.ndarray, *,
+                    unit: TimeUnit = "W") -> pd.DataFrame:
+    """The summary (x, t_x, T, m_x) of each (customer, end day) pair, from one :func:`purchase_days` frame.
+
+    Row ``i`` is what :func:`summary_from_transactions` gives for customer ``customer_ids[i]`` with
+    the observation ending on day ``end_days[i]`` (int days since the epoch), computed the same way
+    (the same sums over the same purchase days) for many pairs at once: a stream of events, each
+    scored as of its own day, costs one pass. Index: the pair's position; pairs whose customer has
+    no purchase day up to its end are absent. ``daily`` is sorted by customer then day, as
+    :func:`purchase_days` returns it, with integer customer ids.
+    """
+    udays = unit_days(unit)
+    cust = daily["customer_id"].to_numpy(dtype=np.int64)
+    day = daily["day"].to_numpy(dtype=np.int64)
+    value = daily["value"].to_numpy(dtype=float)
+    ids = np.asarray(customer_ids, dtype=np.int64)
+    ends = np.asarray(end_days, dtype=np.int64)
+    if cust.size == 0 or ids.size == 0:
+        return pd.DataFrame({c: pd.Series([], dtype=float) for c in SUMMARY_COLUMNS},
+                            index=pd.Index([], dtype=np.int64))
+    # one sorted key per purchase day: (customer, day) → customer · span + day offset
+    first_customer, first_day = cust.min(), day.min()
+    span = int(day.max() - first_day) + 2
+    keys = (cust - first_customer) * span + (day - first_day)
+    start = np.searchsorted(keys, (ids - first_customer) * span - 1, side="right")  # the customer's first day
+    stop = np.searchsorted(keys, (ids - first_customer) * span + (np.clip(ends, first_day - 1, day.max()) - first_day),
+                           side="right")  # after its last day <= end
+    count = np.maximum(stop - start, 0)
+    kept = np.flatnonzero(count > 0)
+    start, stop, count, ends = start[kept], stop[kept], count[kept], ends[kept]
+    # the pairs' purchase days one after the other, so each pair's total is one segment of a reduceat
+    offsets = np.concatenate(([0], np.cumsum(count)[:-1]))
+    rows = np.arange(count.sum()) - np.repeat(offsets, count) + np.repeat(start, count)
+    total = np.add.reduceat(value[rows], offsets)
+    first_value = value[start]
+    frequency = count - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(frequency > 0, (total - first_value) / np.maximum(frequency, 1), 0.0)
+    return pd.DataFrame(
+        {
+            "frequency": frequency.astype(float),
+            "recency": (day[stop - 1] - day[start]) / udays,
+            "T": (ends - day[start]) / udays,
+            "monetary_value": monetary,
+        },
+        index=pd.Index(kept, dtype=np.int64),
+    )
+
+
 def calibration_and_holdout(
     transactions: pd.DataFrame,
     calibration_end: object,
