@@ -37,6 +37,16 @@ def cursor() -> Iterator[psycopg.Cursor]:
         yield cur
 
 
+RISK_CHANGE_FIELDS = ("event_id", "customer_id", "churn_version_id", "occurred_at", "old_probability",
+                      "new_probability", "old_band", "new_band", "old_p_alive", "new_p_alive", "clv", "is_alert",
+                      "reason")
+LIVE_FIELDS = ("customer_id", "churn_version_id", "probability", "band", "p_alive", "clv", "as_of")
+
+
+def _columns(rows: list[tuple], width: int) -> list[list]:
+    return [list(c) for c in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+
+
 def lock_customers(external_ids: Sequence[str]) -> dict[str, tuple[int, Any, str]]:
     """Lock the existing customers (sorted, so concurrent batches never deadlock): pk, first_seen, country."""
     with cursor() as cur:
@@ -68,9 +78,12 @@ def insert_events(rows: list[tuple], token: str) -> dict[str, int]:
 
 
 def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str, tuple[int, Any, str]]
-                     ) -> dict[str, int]:
-    """Insert new customers, merge first_seen/country of locked existing ones; {external_id: pk}."""
-    pks = {ext: row[0] for ext, row in locked.items()}
+                     ) -> dict[str, tuple[int, Any, str]]:
+    """Insert new customers, merge first_seen/country of locked existing ones.
+
+    Returns every customer as stored now: {external_id: (pk, first_seen, country)}.
+    """
+    stored = dict(locked)
     new = [(ext, country, first) for ext, country, first in summary_rows if ext not in locked]
     changed = []
     for ext, country, first in summary_rows:
@@ -79,6 +92,7 @@ def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str,
             merged = (first if cur_first is None else min(cur_first, first), country or cur_country)
             if merged != (cur_first, cur_country):
                 changed.append((pk, *merged))
+                stored[ext] = (pk, *merged)
     with cursor() as cur:
         if new:
             cur.execute(
@@ -87,11 +101,11 @@ def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str,
                 SELECT e, c, f, '{{}}'::jsonb, now() FROM unnest(%s::text[], %s::text[], %s::timestamptz[])
                      AS t(e, c, f) ORDER BY e
                 ON CONFLICT (external_id) DO NOTHING
-                RETURNING external_id, id
+                RETURNING external_id, id, first_seen, country
                 """,
                 [[r[0] for r in new], [r[1] for r in new], [r[2] for r in new]],
             )
-            pks.update(cur.fetchall())
+            stored.update({ext: (pk, first, country) for ext, pk, first, country in cur.fetchall()})
         if changed:
             cur.execute(
                 f"""
@@ -100,33 +114,46 @@ def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str,
                 """,
                 [[r[0] for r in changed], [r[1] for r in changed], [r[2] for r in changed]],
             )
-    missing = [r for r in new if r[0] not in pks]
+    missing = [r for r in new if r[0] not in stored]
     if missing:  # inserted meanwhile by a concurrent batch: lock them and merge as existing ones
-        pks.update(upsert_customers(missing, lock_customers([r[0] for r in missing])))
-    return pks
+        stored.update(upsert_customers(missing, lock_customers([r[0] for r in missing])))
+    return stored
 
 
 def upsert_products(summary_rows: list[tuple[str, str, str]]) -> dict[str, int]:
-    """New skus inserted; a non-empty description/category replaces the stored one. {sku: pk}."""
+    """New skus inserted; a non-empty description/category replaces the stored one. {sku: pk}.
+
+    The skus are read first: a batch of known products with unchanged names (the usual case) costs
+    that one statement; only new or renamed ones are written.
+    """
     if not summary_rows:
         return {}
-    skus, descriptions, categories = (list(c) for c in zip(*summary_rows, strict=True))
+    skus = [r[0] for r in summary_rows]
     with cursor() as cur:
-        cur.execute(
-            f"""
-            INSERT INTO {_table(Product)} (sku, description, category)
-            SELECT s, d, c FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(s, d, c) ORDER BY s
-            ON CONFLICT (sku) DO UPDATE
-                SET description = COALESCE(NULLIF(EXCLUDED.description, ''), {_table(Product)}.description),
-                    category = COALESCE(NULLIF(EXCLUDED.category, ''), {_table(Product)}.category)
-                WHERE (NULLIF(EXCLUDED.description, '') IS NOT NULL
-                       AND EXCLUDED.description <> {_table(Product)}.description)
-                   OR (NULLIF(EXCLUDED.category, '') IS NOT NULL AND EXCLUDED.category <> {_table(Product)}.category)
-            """,
-            [skus, descriptions, categories],
-        )
-        cur.execute(f"SELECT sku, id FROM {_table(Product)} WHERE sku = ANY(%s::text[])", [skus])
-        return dict(cur.fetchall())
+        cur.execute(f"SELECT sku, id, description, category FROM {_table(Product)} WHERE sku = ANY(%s::text[])", [skus])
+        known = {sku: (pk, description, category) for sku, pk, description, category in cur.fetchall()}
+        todo = [(sku, description, category) for sku, description, category in summary_rows
+                if sku not in known or (description or known[sku][1], category or known[sku][2]) != known[sku][1:]]
+        if todo:
+            cur.execute(
+                f"""
+                INSERT INTO {_table(Product)} (sku, description, category)
+                SELECT s, d, c FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(s, d, c) ORDER BY s
+                ON CONFLICT (sku) DO UPDATE
+                    SET description = COALESCE(NULLIF(EXCLUDED.description, ''), {_table(Product)}.description),
+                        category = COALESCE(NULLIF(EXCLUDED.category, ''), {_table(Product)}.category)
+                    WHERE (NULLIF(EXCLUDED.description, '') IS NOT NULL
+                           AND EXCLUDED.description <> {_table(Product)}.description)
+                       OR (NULLIF(EXCLUDED.category, '') IS NOT NULL
+                           AND EXCLUDED.category <> {_table(Product)}.category)
+                """,
+                _columns(todo, 3),
+            )
+            # ids of the new ones (also those a concurrent batch inserted meanwhile, hence not RETURNING)
+            cur.execute(f"SELECT sku, id FROM {_table(Product)} WHERE sku = ANY(%s::text[])",
+                        [[r[0] for r in todo if r[0] not in known]])
+            known.update({sku: (pk,) for sku, pk in cur.fetchall()})
+    return {sku: row[0] for sku, row in known.items()}
 
 
 def insert_transactions(columns: dict[str, list]) -> None:
@@ -146,41 +173,33 @@ def insert_transactions(columns: dict[str, list]) -> None:
         )
 
 
-def insert_risk_changes(changes: list[RiskChange]) -> None:
-    fields = ["event_id", "customer_id", "churn_version_id", "occurred_at", "old_probability", "new_probability",
-              "old_band", "new_band", "old_p_alive", "new_p_alive", "clv", "is_alert", "reason"]
-    types = ["bigint", "bigint", "bigint", "timestamptz", "float8", "float8", "text", "text", "float8", "float8",
-             "float8", "bool", "text"]
+def insert_risk(changes: list[tuple], live: list[tuple]) -> None:
+    """The batch's risk changes (values in the order of ``RISK_CHANGE_FIELDS``) and its customers' live risk
+    (``LIVE_FIELDS``; a customer's row is replaced), in one statement."""
+    change_types = ["bigint", "bigint", "bigint", "timestamptz", "float8", "float8", "text", "text", "float8",
+                    "float8", "float8", "bool", "text"]
+    live_types = ["bigint", "bigint", "float8", "text", "float8", "float8", "timestamptz"]
+    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in LIVE_FIELDS[1:])
     with cursor() as cur:
         cur.execute(
             f"""
-            INSERT INTO {_table(RiskChange)} ({", ".join(fields)}, created_at)
-            SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in types)})
-            """,
-            [[getattr(ch, f) for ch in changes] for f in fields],
-        )
-
-
-def upsert_live(rows: list[LiveRisk]) -> None:
-    fields = ["customer_id", "churn_version_id", "probability", "band", "p_alive", "clv", "as_of"]
-    types = ["bigint", "bigint", "float8", "text", "float8", "float8", "timestamptz"]
-    updates = ", ".join(f"{f} = EXCLUDED.{f}" for f in fields[1:])
-    with cursor() as cur:
-        cur.execute(
-            f"""
-            INSERT INTO {_table(LiveRisk)} ({", ".join(fields)}, updated_at)
-            SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in types)})
+            WITH changes AS (
+                INSERT INTO {_table(RiskChange)} ({", ".join(RISK_CHANGE_FIELDS)}, created_at)
+                SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in change_types)})
+            )
+            INSERT INTO {_table(LiveRisk)} ({", ".join(LIVE_FIELDS)}, updated_at)
+            SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in live_types)})
             ON CONFLICT (customer_id) DO UPDATE SET {updates}, updated_at = EXCLUDED.updated_at
             """,
-            [[getattr(r, f) for r in rows] for f in fields],
+            [*_columns(changes, len(change_types)), *_columns(live, len(live_types))],
         )
 
 
 def previous_risk_rows(pks: Sequence[int], churn_mv: int | None, cltv_mv: int | None) -> list[tuple]:
     """One query for each customer's stored scores (active versions) and live risk.
 
-    Rows: pk, churn probability, churn band, CLTV P(alive), and the live risk's churn version,
-    probability, band, P(alive), CLV, as_of (NULLs where there is none).
+    Rows: pk, churn probability, churn band, CLTV P(alive), whether there is a live risk, and its
+    churn version, probability, band, P(alive), as_of (NULLs where there is none).
     """
     from churn.models import ChurnScore
     from cltv.models import CLTVScore
@@ -189,7 +208,7 @@ def previous_risk_rows(pks: Sequence[int], churn_mv: int | None, cltv_mv: int | 
         cur.execute(
             f"""
             SELECT c.id, cs.probability, cs.risk_band, cl.p_alive,
-                   lr.id, lr.churn_version_id, lr.probability, lr.band, lr.p_alive, lr.clv, lr.as_of
+                   lr.id IS NOT NULL, lr.churn_version_id, lr.probability, lr.band, lr.p_alive, lr.as_of
             FROM unnest(%s::bigint[]) AS c(id)
             LEFT JOIN {_table(ChurnScore)} cs ON cs.customer_id = c.id AND cs.model_version_id = %s::bigint
             LEFT JOIN {_table(CLTVScore)} cl ON cl.customer_id = c.id AND cl.model_version_id = %s::bigint
