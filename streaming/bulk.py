@@ -1,7 +1,9 @@
 """PostgreSQL fast path for a batch's writes: one statement per table, whole columns as arrays.
 
-``INSERT … SELECT FROM unnest(%s::type[], …)`` sends each column once as an array, so a batch of
-hundreds of rows costs one round trip and no per-row ORM object or per-value parameter. The
+``INSERT … SELECT FROM unnest(%b::type[], …)`` sends each column once as an array, so a batch of
+hundreds of rows costs one round trip and no per-row ORM object or per-value parameter. ``%b``: in
+binary format (``%s`` would let psycopg send arrays as text, quoted and escaped element by element
+in Python — measured ten times slower to build than the binary form). The
 rules are those of the ORM path in ``streaming.services`` (used on other databases, e.g. the
 embedded SQLite): redelivered event ids and already-stored rows (same row hash) are no-ops, a
 customer's earliest first_seen wins and a non-empty country replaces.
@@ -29,8 +31,9 @@ def _table(model) -> str:
 def cursor() -> Iterator[psycopg.Cursor]:
     """A server-side-binding psycopg cursor on Django's connection (inside its transaction).
 
-    Arrays go as binary parameters instead of being quoted into the SQL text, and nothing is logged
-    per query; database errors still surface as Django's (the consumer retries lost connections).
+    Parameters are bound by the server instead of being quoted into the SQL text (arrays as ``%b``,
+    binary), and nothing is logged per query; database errors still surface as Django's (the
+    consumer retries lost connections).
     """
     connection.ensure_connection()
     with connection.wrap_database_errors, psycopg.Cursor(connection.connection) as cur:
@@ -52,7 +55,7 @@ def lock_customers(external_ids: Sequence[str]) -> dict[str, tuple[int, Any, str
     with cursor() as cur:
         cur.execute(
             f"SELECT external_id, id, first_seen, country FROM {_table(Customer)} "
-            "WHERE external_id = ANY(%s::text[]) ORDER BY external_id FOR UPDATE",
+            "WHERE external_id = ANY(%b::text[]) ORDER BY external_id FOR UPDATE",
             [list(external_ids)],
         )
         return {ext: (pk, first_seen, country) for ext, pk, first_seen, country in cur.fetchall()}
@@ -67,7 +70,7 @@ def insert_events(rows: list[tuple], token: str) -> dict[str, int]:
             INSERT INTO {_table(StreamEvent)} (event_id, kind, customer_external_id, occurred_at, amount,
                                               stream_entry_id, consumer, processed_at, batch_token)
             SELECT e, k, c, o, a, s, n, now(), %s
-            FROM unnest(%s::text[], %s::text[], %s::text[], %s::timestamptz[], %s::numeric[], %s::text[], %s::text[])
+            FROM unnest(%b::text[], %b::text[], %b::text[], %b::timestamptz[], %b::numeric[], %b::text[], %b::text[])
                  AS t(e, k, c, o, a, s, n)
             ON CONFLICT (event_id) DO NOTHING
             RETURNING event_id, id
@@ -98,7 +101,7 @@ def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str,
             cur.execute(
                 f"""
                 INSERT INTO {_table(Customer)} (external_id, country, first_seen, attributes, created_at)
-                SELECT e, c, f, '{{}}'::jsonb, now() FROM unnest(%s::text[], %s::text[], %s::timestamptz[])
+                SELECT e, c, f, '{{}}'::jsonb, now() FROM unnest(%b::text[], %b::text[], %b::timestamptz[])
                      AS t(e, c, f) ORDER BY e
                 ON CONFLICT (external_id) DO NOTHING
                 RETURNING external_id, id, first_seen, country
@@ -110,7 +113,7 @@ def upsert_customers(summary_rows: list[tuple[str, str, Any]], locked: dict[str,
             cur.execute(
                 f"""
                 UPDATE {_table(Customer)} c SET first_seen = t.f, country = t.n
-                FROM unnest(%s::bigint[], %s::timestamptz[], %s::text[]) AS t(i, f, n) WHERE c.id = t.i
+                FROM unnest(%b::bigint[], %b::timestamptz[], %b::text[]) AS t(i, f, n) WHERE c.id = t.i
                 """,
                 [[r[0] for r in changed], [r[1] for r in changed], [r[2] for r in changed]],
             )
@@ -130,7 +133,7 @@ def upsert_products(summary_rows: list[tuple[str, str, str]]) -> dict[str, int]:
         return {}
     skus = [r[0] for r in summary_rows]
     with cursor() as cur:
-        cur.execute(f"SELECT sku, id, description, category FROM {_table(Product)} WHERE sku = ANY(%s::text[])", [skus])
+        cur.execute(f"SELECT sku, id, description, category FROM {_table(Product)} WHERE sku = ANY(%b::text[])", [skus])
         known = {sku: (pk, description, category) for sku, pk, description, category in cur.fetchall()}
         todo = [(sku, description, category) for sku, description, category in summary_rows
                 if sku not in known or (description or known[sku][1], category or known[sku][2]) != known[sku][1:]]
@@ -138,7 +141,7 @@ def upsert_products(summary_rows: list[tuple[str, str, str]]) -> dict[str, int]:
             cur.execute(
                 f"""
                 INSERT INTO {_table(Product)} (sku, description, category)
-                SELECT s, d, c FROM unnest(%s::text[], %s::text[], %s::text[]) AS t(s, d, c) ORDER BY s
+                SELECT s, d, c FROM unnest(%b::text[], %b::text[], %b::text[]) AS t(s, d, c) ORDER BY s
                 ON CONFLICT (sku) DO UPDATE
                     SET description = COALESCE(NULLIF(EXCLUDED.description, ''), {_table(Product)}.description),
                         category = COALESCE(NULLIF(EXCLUDED.category, ''), {_table(Product)}.category)
@@ -150,7 +153,7 @@ def upsert_products(summary_rows: list[tuple[str, str, str]]) -> dict[str, int]:
                 _columns(todo, 3),
             )
             # ids of the new ones (also those a concurrent batch inserted meanwhile, hence not RETURNING)
-            cur.execute(f"SELECT sku, id FROM {_table(Product)} WHERE sku = ANY(%s::text[])",
+            cur.execute(f"SELECT sku, id FROM {_table(Product)} WHERE sku = ANY(%b::text[])",
                         [[r[0] for r in todo if r[0] not in known]])
             known.update({sku: (pk,) for sku, pk in cur.fetchall()})
     return {sku: row[0] for sku, row in known.items()}
@@ -164,8 +167,8 @@ def insert_transactions(columns: dict[str, list]) -> None:
             INSERT INTO {_table(Transaction)} (invoice, customer_id, product_id, invoiced_at, quantity, unit_price,
                                                amount, is_return, row_hash)
             SELECT i, c, p, t, q, u * 0.0001, a * 0.0001, r, h
-            FROM unnest(%s::text[], %s::bigint[], %s::bigint[], %s::timestamptz[], %s::int[], %s::int8[], %s::int8[],
-                        %s::bool[], %s::text[]) AS t(i, c, p, t, q, u, a, r, h)
+            FROM unnest(%b::text[], %b::bigint[], %b::bigint[], %b::timestamptz[], %b::int[], %b::int8[], %b::int8[],
+                        %b::bool[], %b::text[]) AS t(i, c, p, t, q, u, a, r, h)
             ON CONFLICT (row_hash) DO NOTHING
             """,
             [columns[c] for c in ("invoice", "customer_id", "product_id", "invoiced_at", "quantity", "unit_price_e4",
@@ -185,10 +188,10 @@ def insert_risk(changes: list[tuple], live: list[tuple]) -> None:
             f"""
             WITH changes AS (
                 INSERT INTO {_table(RiskChange)} ({", ".join(RISK_CHANGE_FIELDS)}, created_at)
-                SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in change_types)})
+                SELECT *, now() FROM unnest({", ".join(f"%b::{t}[]" for t in change_types)})
             )
             INSERT INTO {_table(LiveRisk)} ({", ".join(LIVE_FIELDS)}, updated_at)
-            SELECT *, now() FROM unnest({", ".join(f"%s::{t}[]" for t in live_types)})
+            SELECT *, now() FROM unnest({", ".join(f"%b::{t}[]" for t in live_types)})
             ON CONFLICT (customer_id) DO UPDATE SET {updates}, updated_at = EXCLUDED.updated_at
             """,
             [*_columns(changes, len(change_types)), *_columns(live, len(live_types))],
@@ -209,7 +212,7 @@ def previous_risk_rows(pks: Sequence[int], churn_mv: int | None, cltv_mv: int | 
             f"""
             SELECT c.id, cs.probability, cs.risk_band, cl.p_alive,
                    lr.id IS NOT NULL, lr.churn_version_id, lr.probability, lr.band, lr.p_alive, lr.as_of
-            FROM unnest(%s::bigint[]) AS c(id)
+            FROM unnest(%b::bigint[]) AS c(id)
             LEFT JOIN {_table(ChurnScore)} cs ON cs.customer_id = c.id AND cs.model_version_id = %s::bigint
             LEFT JOIN {_table(CLTVScore)} cl ON cl.customer_id = c.id AND cl.model_version_id = %s::bigint
             LEFT JOIN {_table(LiveRisk)} lr ON lr.customer_id = c.id

@@ -125,7 +125,7 @@ def _history(pks: list[int]) -> pd.DataFrame:
             SELECT t.customer_id, t.invoice, (extract(epoch FROM t.invoiced_at) * 1000000)::int8, t.amount::float8,
                    t.is_return, coalesce(p.category, '')
             FROM {Transaction._meta.db_table} t LEFT JOIN {Product._meta.db_table} p ON p.id = t.product_id
-            WHERE t.customer_id = ANY(%s::bigint[])
+            WHERE t.customer_id = ANY(%b::bigint[])
             """,
             [list({int(pk) for pk in pks})],
         )
