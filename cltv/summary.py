@@ -104,6 +104,35 @@ def purchase_days(
     return daily
 
 
+def purchase_days_from_day_totals(days: pd.DataFrame) -> pd.DataFrame:
+    """:func:`purchase_days` (``returns="net"``) of per-day totals, in numpy without a group-by.
+
+    ``days``: columns ``customer_id`` (integers), ``invoiced_at`` (the day) and ``amount``, with at most
+    one row per customer, day and sign (the day's purchases summed, its returns summed), as
+    ``cltv.services.transaction_days`` gives them. A day's value is then the sum of at most two
+    numbers, which is exact in any order, so the result equals :func:`purchase_days`' value for value.
+    """
+    if days.empty:
+        return pd.DataFrame({"customer_id": np.zeros(0, dtype=np.int64), "day": np.zeros(0, dtype=np.int64),
+                             "value": np.zeros(0, dtype=float)})
+    cust = days["customer_id"].to_numpy(dtype=np.int64)
+    day = _day_numbers(days["invoiced_at"])
+    amount = days["amount"].to_numpy(dtype=float)
+    order = np.lexsort((day, cust))
+    cust, day, amount = cust[order], day[order], amount[order]
+    first = np.flatnonzero(np.r_[True, (cust[1:] != cust[:-1]) | (day[1:] != day[:-1])])
+    purchase = np.logical_or.reduceat(amount >= 0, first)
+    ret = np.logical_or.reduceat(amount < 0, first)
+    rows_per_day = np.diff(np.r_[first, cust.size])
+    if np.any(rows_per_day > 2) or np.any((rows_per_day == 2) & ~(purchase & ret)):
+        raise ValueError("days must hold at most one row per customer, day and sign")
+    value = np.add.reduceat(amount, first)
+    occasion = purchase & ((value > 0) | ~ret)
+    value = value[occasion]
+    return pd.DataFrame({"customer_id": cust[first][occasion], "day": day[first][occasion],
+                         "value": np.where(value >= 0.0, value, 0.0)})  # as Series.clip(lower=0.0)
+
+
 def _summarise_days(daily: pd.DataFrame, end_day: int, udays: float) -> pd.DataFrame:
     """Per-customer x, t_x, T, m_x from purchase occasions sorted by (customer, day)."""
     cust = daily["customer_id"].to_numpy()

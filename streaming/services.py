@@ -31,7 +31,7 @@ from churn.models import ChurnScore
 from cltv import services as cltv_services
 from cltv.models import CLTVScore
 from cltv.pipeline import alive_and_clv, compress_rows
-from cltv.summary import purchase_days, summaries_as_of
+from cltv.summary import purchase_days_from_day_totals, summaries_as_of
 from rfm_portal.customers import services as customer_services
 from rfm_portal.customers.features import build_features
 from rfm_portal.customers.models import Customer, Product, Transaction
@@ -211,14 +211,15 @@ def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int], days: pd.D
     """P(alive) and expected CLV of each event's customer as of the event's day (closed forms), by event position.
 
     One summary per event (``cltv.summary.summaries_as_of``: the customer's purchase days up to the
-    event's, counted as ``summary_from_transactions`` counts them) and one evaluation of the closed
-    forms for the batch.
+    event's, counted as ``summary_from_transactions`` counts them, from the batch's purchase days made
+    once with ``purchase_days_from_day_totals``) and one evaluation of the closed forms for the batch.
     """
     days = cltv_services.transaction_days(customer_ids=pks) if days is None else days
     if days.empty:
         return pd.DataFrame(columns=["p_alive", "clv"])
     end_days = np.array([ev.occurred_at.date() for ev in events], dtype="datetime64[D]").astype(np.int64)
-    summary = summaries_as_of(purchase_days(days), np.asarray(pks, dtype=np.int64), end_days, unit=bundle.unit)
+    summary = summaries_as_of(purchase_days_from_day_totals(days), np.asarray(pks, dtype=np.int64), end_days,
+                              unit=bundle.unit)
     if summary.empty:
         return pd.DataFrame(columns=["p_alive", "clv"])
     x, tx, T, m = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value"))

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 from lifetimes.utils import calibration_and_holdout_data, summary_data_from_transaction_data
 
-from cltv.summary import calibration_and_holdout, purchase_days, summaries_as_of, summary_from_transactions
+from cltv.summary import (
+    calibration_and_holdout,
+    purchase_days,
+    purchase_days_from_day_totals,
+    summaries_as_of,
+    summary_from_transactions,
+)
 
 from .conftest import CALIBRATION_END, DATASETS, OBSERVATION_END
 
@@ -141,6 +147,30 @@ def test_summaries_as_of_equal_summary_from_transactions_pair_by_pair(unit: str)
     expected = np.vstack([expected_rows[i] for i in got.index])
     np.testing.assert_array_equal(got[["frequency", "recency", "T", "monetary_value"]].to_numpy(), expected)
     assert summaries_as_of(daily.iloc[:0], pairs_customer, pairs_end, unit=unit).empty
+
+
+def test_purchase_days_from_day_totals_equal_purchase_days_exactly() -> None:
+    rng = np.random.default_rng(11)
+    n_rows = 4_000
+    cust = rng.integers(0, 80, n_rows)
+    day = rng.integers(19_000, 19_060, n_rows)
+    amount = np.round(rng.gamma(2.0, 15.0, n_rows), 2) * np.where(rng.random(n_rows) < 0.2, -1, 1)
+    amount[rng.random(n_rows) < 0.05] = 0.0  # free items
+    rows = pd.DataFrame({"customer_id": cust, "invoiced_at": pd.to_datetime(day, unit="D"), "amount": amount})
+    # same-day full cancellations: a purchase and its return on one day
+    cancel = rows[rows["amount"] > 0].head(40).assign(amount=lambda f: -f["amount"])
+    rows = pd.concat([rows, cancel], ignore_index=True)
+    # per customer, day and sign, as cltv.services.transaction_days and the stream's _days_from give them
+    totals = (rows.assign(negative=rows["amount"] < 0)
+              .groupby(["customer_id", "invoiced_at", "negative"], sort=False)["amount"].sum()
+              .reset_index()[["customer_id", "invoiced_at", "amount"]])
+    expected = purchase_days(totals)
+    got = purchase_days_from_day_totals(totals)
+    assert 1_000 < len(got) < len(totals)
+    pd.testing.assert_frame_equal(got, expected.astype({"customer_id": "int64"}), check_exact=True)
+    assert purchase_days_from_day_totals(totals.iloc[:0]).empty
+    with pytest.raises(ValueError, match="one row per customer, day and sign"):
+        purchase_days_from_day_totals(pd.concat([totals, totals.head(1)]))
 
 
 def test_weeks_are_continuous_and_timezones_are_accepted() -> None:
