@@ -805,6 +805,21 @@ def validate_payload(payload: pd.DataFrame | Mapping[str, Any] | Sequence[Mappin
     return values
 
 
+def alive_and_clv(
+    bundle: CLTVModelBundle, x: np.ndarray, m: np.ndarray, rows: CompressedRows
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """P(alive), expected order value and closed-form CLV of each row: :func:`score_frame`'s columns.
+
+    ``rows``: ``compress_rows(x, t_x, T)`` (the closed forms are evaluated once per unique row). On
+    its own for callers that need nothing else, e.g. the stream re-scoring a batch of events.
+    """
+    ux, utx, uT = rows.columns
+    pa = probability_alive(bundle.model, bundle.params, ux, utx, uT, compress=False)[rows.inverse]
+    aov = bundle.expected_aov(x, m)
+    discounted = discounted_expected_purchases(bundle.model, bundle.params, ux, utx, uT, bundle.steps(), compress=False)
+    return pa, aov, np.clip(bundle.margin * aov * discounted[rows.inverse], 0.0, None)
+
+
 def score_frame(
     bundle: CLTVModelBundle,
     summary: pd.DataFrame,
@@ -829,16 +844,14 @@ def score_frame(
     # every closed form depends on (x, t_x, T) only: evaluate once per unique row, broadcast back
     rows = compress_rows(x, tx, T)
     ux, utx, uT = rows.columns
-    pa = probability_alive(bundle.model, bundle.params, ux, utx, uT, compress=False)[rows.inverse]
+    pa, aov, clv = alive_and_clv(bundle, x, m, rows)
     out["p_alive"] = pa
     for days in bundle.horizons_days:
         out[f"expected_purchases_{int(days)}d"] = conditional_expected_purchases(
             bundle.model, bundle.params, float(days) / bundle.unit_days, ux, utx, uT, compress=False
         )[rows.inverse]
-    aov = bundle.expected_aov(x, m)
     out["expected_aov"] = aov
-    discounted = discounted_expected_purchases(bundle.model, bundle.params, ux, utx, uT, bundle.steps(), compress=False)
-    out["clv"] = np.clip(bundle.margin * aov * discounted[rows.inverse], 0.0, None)
+    out["clv"] = clv
     if with_uncertainty:
         sim = bundle.simulate(x, tx, T, m, p_alive=pa, groups=groups, n_groups=n_groups, chunk_size=chunk_size)
         for i, q in enumerate(sim.q):

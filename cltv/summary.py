@@ -104,6 +104,35 @@ def purchase_days(
     return daily
 
 
+def purchase_days_from_day_totals(days: pd.DataFrame) -> pd.DataFrame:
+    """:func:`purchase_days` (``returns="net"``) of per-day totals, in numpy without a group-by.
+
+    ``days``: columns ``customer_id`` (integers), ``invoiced_at`` (the day) and ``amount``, with at most
+    one row per customer, day and sign (the day's purchases summed, its returns summed), as
+    ``cltv.services.transaction_days`` gives them. A day's value is then the sum of at most two
+    numbers, which is exact in any order, so the result equals :func:`purchase_days`' value for value.
+    """
+    if days.empty:
+        return pd.DataFrame({"customer_id": np.zeros(0, dtype=np.int64), "day": np.zeros(0, dtype=np.int64),
+                             "value": np.zeros(0, dtype=float)})
+    cust = days["customer_id"].to_numpy(dtype=np.int64)
+    day = _day_numbers(days["invoiced_at"])
+    amount = days["amount"].to_numpy(dtype=float)
+    order = np.lexsort((day, cust))
+    cust, day, amount = cust[order], day[order], amount[order]
+    first = np.flatnonzero(np.r_[True, (cust[1:] != cust[:-1]) | (day[1:] != day[:-1])])
+    purchase = np.logical_or.reduceat(amount >= 0, first)
+    ret = np.logical_or.reduceat(amount < 0, first)
+    rows_per_day = np.diff(np.r_[first, cust.size])
+    if np.any(rows_per_day > 2) or np.any((rows_per_day == 2) & ~(purchase & ret)):
+        raise ValueError("days must hold at most one row per customer, day and sign")
+    value = np.add.reduceat(amount, first)
+    occasion = purchase & ((value > 0) | ~ret)
+    value = value[occasion]
+    return pd.DataFrame({"customer_id": cust[first][occasion], "day": day[first][occasion],
+                         "value": np.where(value >= 0.0, value, 0.0)})  # as Series.clip(lower=0.0)
+
+
 def _summarise_days(daily: pd.DataFrame, end_day: int, udays: float) -> pd.DataFrame:
     """Per-customer x, t_x, T, m_x from purchase occasions sorted by (customer, day)."""
     cust = daily["customer_id"].to_numpy()
@@ -162,6 +191,55 @@ def summary_from_transactions(
     end_day = _day_number(observation_end)
     daily = daily[daily["day"] <= end_day]
     return _summarise_days(daily, end_day, udays)
+
+
+def summaries_as_of(daily: pd.DataFrame, customer_ids: np.ndarray, end_days: np.ndarray, *,
+                    unit: TimeUnit = "W") -> pd.DataFrame:
+    """The summary (x, t_x, T, m_x) of each (customer, end day) pair, from one :func:`purchase_days` frame.
+
+    Row ``i`` is what :func:`summary_from_transactions` gives for customer ``customer_ids[i]`` with
+    the observation ending on day ``end_days[i]`` (int days since the epoch), computed the same way
+    (the same sums over the same purchase days) for many pairs at once: a stream of events, each
+    scored as of its own day, costs one pass. Index: the pair's position; pairs whose customer has
+    no purchase day up to its end are absent. ``daily`` is sorted by customer then day, as
+    :func:`purchase_days` returns it, with integer customer ids.
+    """
+    udays = unit_days(unit)
+    cust = daily["customer_id"].to_numpy(dtype=np.int64)
+    day = daily["day"].to_numpy(dtype=np.int64)
+    value = daily["value"].to_numpy(dtype=float)
+    ids = np.asarray(customer_ids, dtype=np.int64)
+    ends = np.asarray(end_days, dtype=np.int64)
+    if cust.size == 0 or ids.size == 0:
+        return pd.DataFrame({c: pd.Series([], dtype=float) for c in SUMMARY_COLUMNS},
+                            index=pd.Index([], dtype=np.int64))
+    # one sorted key per purchase day: (customer, day) → customer · span + day offset
+    first_customer, first_day = cust.min(), day.min()
+    span = int(day.max() - first_day) + 2
+    keys = (cust - first_customer) * span + (day - first_day)
+    start = np.searchsorted(keys, (ids - first_customer) * span - 1, side="right")  # the customer's first day
+    stop = np.searchsorted(keys, (ids - first_customer) * span + (np.clip(ends, first_day - 1, day.max()) - first_day),
+                           side="right")  # after its last day <= end
+    count = np.maximum(stop - start, 0)
+    kept = np.flatnonzero(count > 0)
+    start, stop, count, ends = start[kept], stop[kept], count[kept], ends[kept]
+    # the pairs' purchase days one after the other, so each pair's total is one segment of a reduceat
+    offsets = np.concatenate(([0], np.cumsum(count)[:-1]))
+    rows = np.arange(count.sum()) - np.repeat(offsets, count) + np.repeat(start, count)
+    total = np.add.reduceat(value[rows], offsets)
+    first_value = value[start]
+    frequency = count - 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        monetary = np.where(frequency > 0, (total - first_value) / np.maximum(frequency, 1), 0.0)
+    return pd.DataFrame(
+        {
+            "frequency": frequency.astype(float),
+            "recency": (day[stop - 1] - day[start]) / udays,
+            "T": (ends - day[start]) / udays,
+            "monetary_value": monetary,
+        },
+        index=pd.Index(kept, dtype=np.int64),
+    )
 
 
 def calibration_and_holdout(

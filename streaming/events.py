@@ -15,7 +15,7 @@ An event (purchase or return of one or more lines)::
 
 Quantities are positive in both kinds; a return is stored negative (as the importer stores
 cancellations). Unknown keys, NaN/inf, non-integer quantities, more than four decimals, numbers
-beyond the database columns and times outside [1990-01-01, now + 1 day] are rejected.
+beyond the database columns (also an event's total) and times outside [1990-01-01, now + 1 day] are rejected.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ EVENT_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:\-]{0,63}$")
 MAX_LINES = 100
 MAX_QUANTITY = 100_000
 MAX_UNIT_PRICE = Decimal("1000000")
+MAX_TOTAL = Decimal(10**10)  # an event's and a row's amount are numeric(14, 4)
 EARLIEST = datetime(1990, 1, 1, tzinfo=UTC)
 FUTURE_SLACK = timedelta(days=1)
 MAX_INVOICE, MAX_EXTERNAL_ID, MAX_SKU, MAX_DESCRIPTION, MAX_CATEGORY, MAX_COUNTRY = 32, 64, 64, 255, 64, 64
@@ -217,6 +218,9 @@ def parse_event(data: Any, now: datetime | None = None) -> Event:
                 lines.append(Line(sku, description, category, quantity, price))
         if line_errors:
             errors["lines"] = line_errors
+        elif sum((ln.unit_price * ln.quantity for ln in lines), Decimal(0)) >= MAX_TOTAL:
+            errors["lines"] = [f"The event's total (quantity × unit_price over its lines) must be below "
+                               f"{MAX_TOTAL:,}."]
     if kind == "return" and invoice and not invoice.startswith("C"):
         errors.setdefault("invoice", []).append('A return\'s invoice starts with "C".')
     if kind == "purchase" and invoice.startswith("C"):

@@ -17,7 +17,8 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from datetime import datetime
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -29,16 +30,15 @@ from churn import services as churn_services
 from churn.models import ChurnScore
 from cltv import services as cltv_services
 from cltv.models import CLTVScore
-from cltv.pipeline import score_frame
-from cltv.summary import summary_from_transactions
-from rfm_portal.customers import importing as im
+from cltv.pipeline import alive_and_clv, compress_rows
+from cltv.summary import purchase_days_from_day_totals, summaries_as_of
 from rfm_portal.customers import services as customer_services
 from rfm_portal.customers.features import build_features
 from rfm_portal.customers.models import Customer, Product, Transaction
 from rfm_portal.dashboard import summaries as page_summaries
 from rfm_portal.mlops.services import NoActiveModel, load_active_entry
 
-from . import bulk
+from . import bulk, lines
 from .events import Event
 from .models import LiveRisk, RiskChange, StreamEvent
 
@@ -48,6 +48,13 @@ logger = logging.getLogger(__name__)
 AFTER_EVENT = pd.Timedelta(milliseconds=1)
 
 
+class StoredLive(NamedTuple):
+    """What a batch needs of a customer's stored live risk (a ``LiveRisk`` has the same attributes)."""
+
+    churn_version_id: int | None
+    as_of: datetime
+
+
 @dataclass
 class ApplyResult:
     applied: list[str] = field(default_factory=list)  # event ids newly applied
@@ -55,62 +62,53 @@ class ApplyResult:
     alerts: list[dict[str, Any]] = field(default_factory=list)  # feed items, newest last
 
 
-def _lines_frame(events: list[Event]) -> pd.DataFrame:
-    """The events' lines in the importer's layout (strings), for ``importing.validate_transactions``."""
-    rows = []
-    for ev in events:
-        when = ev.occurred_at.isoformat()
-        sign = -1 if ev.kind == "return" else 1
-        for ln in ev.lines:
-            rows.append((ev.invoice, ev.customer_id, ln.sku, ln.description, ln.category, when,
-                         str(sign * ln.quantity), str(ln.unit_price), ev.country))
-    frame = pd.DataFrame(rows, columns=["invoice", "customer_id", "sku", "description", "category",
-                                        "invoiced_at", "quantity", "unit_price", "country"])
-    frame.insert(0, im.LINE, np.arange(1, len(frame) + 1))
-    return frame
+def _write_transactions(events: list[Event], locked: dict[str, tuple] | None = None
+                        ) -> tuple[dict[str, int], pd.DataFrame | None]:
+    """Customers, products and transaction rows of the events.
 
-
-def _write_transactions(events: list[Event], locked: dict[str, tuple] | None = None) -> dict[str, int]:
-    """Customers, products and transaction rows of the events; returns customer pk by external id.
-
+    Returns customer pk by external id and, on the PostgreSQL path, the customers as now stored
+    (``churn.services.load_customers``' frame, so it need not be read again; None on the ORM path).
     ``locked``: the batch's existing customers as locked by ``bulk.lock_customers`` (PostgreSQL path).
+    The rows are the importer's (``streaming.lines``): same normalisation, same row hashes.
     """
-    result = im.validate_transactions(_lines_frame(events))
-    if result.errors:  # events were validated already: this would be a bug, never half-write
-        raise ValueError(f"event lines rejected by the importer: {result.errors[:3]}")
-    valid = result.valid
+    rows = lines.rows_of(events)
     if locked is not None:
-        summary = im.customer_summary(valid)
-        customer_ids = bulk.upsert_customers(
-            list(zip(summary["external_id"], summary["country"],
-                     customer_services._datetimes(summary["first_seen"]), strict=True)), locked)
-        products = im.product_summary(valid)
-        product_ids = bulk.upsert_products(list(zip(products["sku"], products["description"], products["category"],
-                                                    strict=True)))
-        bulk.insert_transactions({
-            "invoice": valid["invoice"].tolist(),
-            "customer_id": [customer_ids[c] for c in valid["customer_id"]],
-            "product_id": [product_ids.get(s) if s else None for s in valid["sku"]],
-            "invoiced_at": customer_services._datetimes(valid["invoiced_at"]),
-            "quantity": valid["quantity"].astype(int).tolist(),
-            "unit_price_e4": valid["unit_price_e4"].astype(np.int64).tolist(),
-            "amount_e4": valid["amount_e4"].astype(np.int64).tolist(),
-            "is_return": valid["is_return"].astype(bool).tolist(),
-            "row_hash": valid["row_hash"].tolist(),
+        stored = bulk.upsert_customers(rows.customers(), locked)
+        customer_ids = {ext: row[0] for ext, row in stored.items()}
+        customers = pd.DataFrame({
+            "customer_id": np.asarray([row[0] for row in stored.values()], dtype=np.int64),
+            "country": [row[2] for row in stored.values()],
+            "first_seen": pd.to_datetime([row[1] for row in stored.values()], utc=True),
         })
-        return customer_ids
-    customer_ids = customer_services._upsert_customers_orm(im.customer_summary(valid))
-    product_ids = customer_services._upsert_products_orm(im.product_summary(valid))
+        product_ids = bulk.upsert_products(rows.products())
+        bulk.insert_transactions({
+            "invoice": rows.invoice,
+            "customer_id": [customer_ids[c] for c in rows.customer_id],
+            "product_id": [product_ids.get(s) if s else None for s in rows.sku],
+            "invoiced_at": rows.invoiced_at,
+            "quantity": rows.quantity,
+            "unit_price_e4": rows.unit_price_e4,
+            "amount_e4": rows.amount_e4,
+            "is_return": rows.is_return,
+            "row_hash": rows.row_hash,
+        })
+        return customer_ids, customers
+    customers = rows.customers()
+    customer_ids = customer_services._upsert_customers_orm(pd.DataFrame({
+        "external_id": [c[0] for c in customers], "country": [c[1] for c in customers],
+        "first_seen": pd.to_datetime([c[2] for c in customers], utc=True)}))
+    products = rows.products()
+    product_ids = customer_services._upsert_products_orm(pd.DataFrame(products, columns=["sku", "description",
+                                                                                          "category"]))
     Transaction.objects.bulk_create([
         Transaction(invoice=inv, customer_id=customer_ids[cust], product_id=product_ids.get(sku) if sku else None,
-                    invoiced_at=when, quantity=int(qty), unit_price=customer_services._e4(price),
-                    amount=customer_services._e4(amount), is_return=bool(ret), row_hash=row_hash)
+                    invoiced_at=when, quantity=qty, unit_price=customer_services._e4(price),
+                    amount=customer_services._e4(amount), is_return=ret, row_hash=row_hash)
         for inv, cust, sku, when, qty, price, amount, ret, row_hash in zip(
-            valid["invoice"], valid["customer_id"], valid["sku"], customer_services._datetimes(valid["invoiced_at"]),
-            valid["quantity"], valid["unit_price_e4"], valid["amount_e4"], valid["is_return"], valid["row_hash"],
-            strict=True)
+            rows.invoice, rows.customer_id, rows.sku, rows.invoiced_at, rows.quantity, rows.unit_price_e4,
+            rows.amount_e4, rows.is_return, rows.row_hash, strict=True)
     ], ignore_conflicts=True)
-    return customer_ids
+    return customer_ids, None
 
 
 def _history(pks: list[int]) -> pd.DataFrame:
@@ -127,7 +125,7 @@ def _history(pks: list[int]) -> pd.DataFrame:
             SELECT t.customer_id, t.invoice, (extract(epoch FROM t.invoiced_at) * 1000000)::int8, t.amount::float8,
                    t.is_return, coalesce(p.category, '')
             FROM {Transaction._meta.db_table} t LEFT JOIN {Product._meta.db_table} p ON p.id = t.product_id
-            WHERE t.customer_id = ANY(%s::bigint[])
+            WHERE t.customer_id = ANY(%b::bigint[])
             """,
             [list({int(pk) for pk in pks})],
         )
@@ -158,65 +156,88 @@ def _days_from(tx: pd.DataFrame) -> pd.DataFrame:
     return days.reset_index()[["customer_id", "invoiced_at", "amount"]]
 
 
-def _per_event_features(events: list[Event], pks: list[int], tx: pd.DataFrame | None = None) -> pd.DataFrame:
+def _rows_of(history_customers: np.ndarray, customers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each entry ``k`` of ``customers``, the positions of its rows in ``history_customers`` (in history
+    order), one after the other: (row positions, k of each row)."""
+    order = np.argsort(history_customers, kind="stable")
+    ordered = history_customers[order]
+    start = np.searchsorted(ordered, customers, side="left")
+    count = np.searchsorted(ordered, customers, side="right") - start
+    owner = np.repeat(np.arange(len(customers)), count)
+    offsets = np.cumsum(count) - count
+    return order[np.arange(count.sum()) - offsets[owner] + start[owner]], owner
+
+
+def _per_event_features(events: list[Event], pks: list[int], tx: pd.DataFrame | None = None,
+                        customers: pd.DataFrame | None = None) -> pd.DataFrame:
     """Churn features of each event's customer as of just after the event, indexed by event position.
 
     One ``build_features`` call for the whole batch: features only depend on times relative to the
     cut-off, so each event's customer history (rows before its own cut-off) is shifted so that all
-    cut-offs coincide, and keyed by the event's position.
+    cut-offs coincide, and keyed by the event's position. (Each event's rows keep their history
+    order, so every sum adds the same numbers in the same order as ``build_features`` on that
+    customer alone.)
     """
     tx = churn_services.load_transactions(pks) if tx is None else tx
-    customers = churn_services.load_customers(pks)
-    cutoffs = pd.to_datetime([ev.occurred_at for ev in events], utc=True) + AFTER_EVENT
+    customers = churn_services.load_customers(pks) if customers is None else customers
+    customers = customers.drop_duplicates("customer_id").set_index("customer_id")
+    cutoffs = pd.to_datetime([ev.occurred_at for ev in events], utc=True).as_unit("ns") + AFTER_EVENT
     common = cutoffs.max()
-    ev_frame = pd.DataFrame({"customer_id": np.asarray(pks, dtype=np.int64), "key": np.arange(len(events)),
-                             "shift": (common - cutoffs).to_numpy(), "cutoff": cutoffs})
-    tx = tx.assign(customer_id=tx["customer_id"].astype(np.int64), invoice=tx["invoice"].astype(object),
-                   category=tx["category"].astype(object))
-    rows = tx.merge(ev_frame, on="customer_id", how="inner")
-    rows = rows[rows["invoiced_at"] < rows["cutoff"]]
-    rows = rows.assign(invoiced_at=rows["invoiced_at"] + rows["shift"], customer_id=rows["key"])
-    cust = customers.merge(ev_frame, on="customer_id", how="inner")
-    cust = cust.assign(first_seen=cust["first_seen"] + cust["shift"], customer_id=cust["key"])
-    return build_features(rows[["customer_id", "invoice", "invoiced_at", "amount", "is_return", "category"]],
-                          common, cust[["customer_id", "country", "first_seen"]])
+    shift = (common - cutoffs).asi8  # ns
+    ids = np.asarray(pks, dtype=np.int64)
+    times = pd.DatetimeIndex(tx["invoiced_at"]).tz_convert("UTC").as_unit("ns").asi8
+    rows, owner = _rows_of(tx["customer_id"].to_numpy(dtype=np.int64), ids)
+    before = times[rows] < cutoffs.asi8[owner]
+    rows, owner = rows[before], owner[before]
+    history = pd.DataFrame({
+        "customer_id": owner,
+        "invoice": tx["invoice"].to_numpy(dtype=object)[rows],
+        "invoiced_at": pd.to_datetime(times[rows] + shift[owner], unit="ns", utc=True),
+        "amount": tx["amount"].to_numpy(dtype=np.float64)[rows],
+        "is_return": tx["is_return"].to_numpy(dtype=bool)[rows],
+        "category": tx["category"].to_numpy(dtype=object)[rows],
+    })
+    known = customers.reindex(ids).reset_index(drop=True)
+    people = pd.DataFrame({
+        "customer_id": np.arange(len(events)),
+        "country": known["country"],
+        "first_seen": pd.to_datetime(known["first_seen"], utc=True).dt.as_unit("ns") + pd.to_timedelta(shift),
+    })
+    return build_features(history, common, people)
 
 
 def _per_event_cltv(bundle: Any, events: list[Event], pks: list[int], days: pd.DataFrame | None = None
                     ) -> pd.DataFrame:
-    """P(alive) and expected CLV of each event's customer as of the event's day (closed forms).
+    """P(alive) and expected CLV of each event's customer as of the event's day (closed forms), by event position.
 
-    The CLTV summary counts whole days, so histories are shifted by whole days to a common end day.
+    One summary per event (``cltv.summary.summaries_as_of``: the customer's purchase days up to the
+    event's, counted as ``summary_from_transactions`` counts them, from the batch's purchase days made
+    once with ``purchase_days_from_day_totals``) and one evaluation of the closed forms for the batch.
     """
     days = cltv_services.transaction_days(customer_ids=pks) if days is None else days
     if days.empty:
         return pd.DataFrame(columns=["p_alive", "clv"])
-    end_days = pd.to_datetime([ev.occurred_at.date() for ev in events])
-    common = end_days.max()
-    ev_frame = pd.DataFrame({"customer_id": np.asarray(pks, dtype=np.int64), "key": np.arange(len(events)),
-                             "shift": (common - end_days).to_numpy(), "end": end_days})
-    rows = days.assign(customer_id=days["customer_id"].astype(np.int64)).merge(ev_frame, on="customer_id")
-    rows = rows[rows["invoiced_at"] <= rows["end"]]
-    rows = rows.assign(invoiced_at=rows["invoiced_at"] + rows["shift"], customer_id=rows["key"])
-    summary = summary_from_transactions(rows[["customer_id", "invoiced_at", "amount"]], common, unit=bundle.unit)
+    end_days = np.array([ev.occurred_at.date() for ev in events], dtype="datetime64[D]").astype(np.int64)
+    summary = summaries_as_of(purchase_days_from_day_totals(days), np.asarray(pks, dtype=np.int64), end_days,
+                              unit=bundle.unit)
     if summary.empty:
         return pd.DataFrame(columns=["p_alive", "clv"])
-    scores = score_frame(bundle, summary[["frequency", "recency", "T", "monetary_value"]], with_uncertainty=False)
-    return scores[["p_alive", "clv"]]
+    x, tx, T, m = (summary[c].to_numpy(dtype=float) for c in ("frequency", "recency", "T", "monetary_value"))
+    p_alive, _, clv = alive_and_clv(bundle, x, m, compress_rows(x, tx, T))
+    return pd.DataFrame({"p_alive": p_alive, "clv": clv}, index=summary.index)
 
 
 def _previous_risk(pks: set[int], churn_mv: int | None, cltv_mv: int | None) -> dict[int, dict[str, Any]]:
     """Each customer's latest known risk: the live one, else the active churn/CLTV versions' stored scores."""
     known: dict[int, dict[str, Any]] = {}
     if connection.vendor == "postgresql":
-        for pk, p, band, alive, live_id, live_mv, live_p, live_band, live_alive, live_clv, as_of in (
+        for pk, p, band, alive, has_live, live_mv, live_p, live_band, live_alive, as_of in (
                 bulk.previous_risk_rows(sorted(pks), churn_mv, cltv_mv)):
             if p is not None:
                 known[pk] = {"probability": p, "band": band, "p_alive": alive if cltv_mv is not None else None}
-            if live_id is None:
+            if not has_live:
                 continue
-            live = LiveRisk(id=live_id, customer_id=pk, churn_version_id=live_mv, probability=live_p, band=live_band,
-                            p_alive=live_alive, clv=live_clv, as_of=as_of)
+            live = StoredLive(live_mv, as_of)
             if live_mv == churn_mv:
                 known[pk] = {"probability": live_p, "band": live_band, "p_alive": live_alive, "live": live}
             elif pk in known:
@@ -278,7 +299,7 @@ def apply_events(events: list[Event], *, entry_ids: list[str] | None = None, con
     with transaction.atomic():
         # Lock the batch's existing customers (sorted: concurrent consumers never deadlock on them), so
         # two consumers never read the same "old" risk for one customer at once.
-        externals = sorted({ev.customer_id for ev, _ in by_id.values()})
+        externals = sorted({lines.external_id(ev.customer_id) for ev, _ in by_id.values()})
         if fast:
             locked = bulk.lock_customers(externals)
             event_pks = bulk.insert_events([
@@ -301,21 +322,21 @@ def apply_events(events: list[Event], *, entry_ids: list[str] | None = None, con
         if not fresh:
             return result
         events_ = [ev for ev, _ in fresh]
-        customer_ids = _write_transactions(events_, locked)
+        customer_ids, customers = _write_transactions(events_, locked)
         page_summaries.data_changed("stream", refresh=False)  # the overview recomputes when next opened
-        result.alerts = _rescore(events_, [eid for _, eid in fresh], customer_ids, event_pks, fast)
+        result.alerts = _rescore(events_, [eid for _, eid in fresh], customer_ids, event_pks, fast, customers)
     return result
 
 
 def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, int], event_pks: dict[str, int],
-             fast: bool) -> list[dict[str, Any]]:
+             fast: bool, customers: pd.DataFrame | None = None) -> list[dict[str, Any]]:
     churn_bundle, churn_mv = _active(churn_services.KIND)
     if churn_bundle is None:
         return []  # nothing to score with yet: the events and rows are stored, no risk change
     cltv_bundle, cltv_mv = _active(cltv_services.KIND)
-    pks = [customer_ids[ev.customer_id] for ev in events]
+    pks = [customer_ids[lines.external_id(ev.customer_id)] for ev in events]
     history = _history(pks)
-    X = _per_event_features(events, pks, history)
+    X = _per_event_features(events, pks, history, customers)
     if X.empty:
         return []
     keys = X.index.to_numpy(dtype=np.int64)
@@ -324,48 +345,47 @@ def _rescore(events: list[Event], entry_ids: list[str], customer_ids: dict[str, 
     cltv = _per_event_cltv(cltv_bundle, events, pks, _days_from(history)) if cltv_bundle is not None else pd.DataFrame()
     previous = _previous_risk(set(pks), churn_mv, cltv_mv)
     external = {pk: ext for ext, pk in customer_ids.items()}
+    alive_clv = dict(zip(cltv.index.tolist(), zip(cltv["p_alive"].tolist(), cltv["clv"].tolist(), strict=True),
+                         strict=True)) if len(cltv) else {}
     changes, alerts, latest = [], [], {}
-    for key, p, band in zip(keys, proba, bands, strict=True):  # in event time order (keys follow `events`)
+    # in event time order (keys follow `events`)
+    for key, p, band in zip(keys.tolist(), np.asarray(proba, dtype=float).tolist(), map(str, bands), strict=True):
         ev, pk = events[key], pks[key]
         before = previous.get(pk, {})
         old_p, old_band, old_alive = before.get("probability"), before.get("band", ""), before.get("p_alive")
-        p_alive = float(cltv.at[key, "p_alive"]) if key in cltv.index else None
-        clv = float(cltv.at[key, "clv"]) if key in cltv.index else None
-        reason = classify(old_p, old_band, float(p), str(band))
-        changes.append(RiskChange(event_id=event_pks[ev.event_id], customer_id=pk, churn_version_id=churn_mv,
-                                  occurred_at=ev.occurred_at, old_probability=old_p, new_probability=float(p),
-                                  old_band=old_band, new_band=str(band), old_p_alive=old_alive, new_p_alive=p_alive,
-                                  clv=clv, is_alert=bool(reason), reason=reason))
-        previous[pk] = {**before, "probability": float(p), "band": str(band), "p_alive": p_alive}
-        latest[pk] = (ev, float(p), str(band), p_alive, clv)
+        p_alive, clv = alive_clv.get(key, (None, None))
+        reason = classify(old_p, old_band, p, band)
+        changes.append((event_pks[ev.event_id], pk, churn_mv, ev.occurred_at, old_p, p, old_band, band,
+                        old_alive, p_alive, clv, bool(reason), reason))
+        previous[pk] = {**before, "probability": p, "band": band, "p_alive": p_alive}
+        latest[pk] = (ev, p, band, p_alive, clv)
         if reason:
             alerts.append({
                 "event_id": ev.event_id, "entry_id": entry_ids[key], "kind": ev.kind,
                 "amount": float(ev.amount), "occurred_at": ev.occurred_at.isoformat(),
-                "customer_id": external[pk], "customer_pk": pk, "old_probability": old_p, "new_probability": float(p),
-                "old_band": old_band, "new_band": str(band), "old_p_alive": old_alive, "new_p_alive": p_alive,
+                "customer_id": external[pk], "customer_pk": pk, "old_probability": old_p, "new_probability": p,
+                "old_band": old_band, "new_band": band, "old_p_alive": old_alive, "new_p_alive": p_alive,
                 "clv": clv, "reason": reason,
             })
+    live = _live_rows(latest, previous, churn_mv)
     if fast:
-        bulk.insert_risk_changes(changes)
-    else:
-        RiskChange.objects.bulk_create(changes)
-    _store_live(latest, previous, churn_mv, fast)
+        bulk.insert_risk(changes, live)
+        return alerts
+    RiskChange.objects.bulk_create([RiskChange(**dict(zip(bulk.RISK_CHANGE_FIELDS, row, strict=True)))
+                                    for row in changes])
+    now = timezone.now()
+    LiveRisk.objects.bulk_create([LiveRisk(**dict(zip(bulk.LIVE_FIELDS, row, strict=True)), updated_at=now)
+                                  for row in live], update_conflicts=True, unique_fields=["customer"],
+                                 update_fields=["churn_version", "probability", "band", "p_alive", "clv", "as_of",
+                                                "updated_at"])
     return alerts
 
 
-def _store_live(latest: dict[int, tuple], previous: dict[int, dict[str, Any]], churn_mv: int | None,
-                fast: bool = False) -> None:
-    """Upsert each customer's live risk (one INSERT … ON CONFLICT), unless a later event already set it."""
+def _live_rows(latest: dict[int, tuple], previous: dict[int, dict[str, Any]], churn_mv: int | None) -> list[tuple]:
+    """Each customer's new live risk (``bulk.LIVE_FIELDS``), unless a later event already set it."""
     rows = []
     for pk, (ev, p, band, p_alive, clv) in latest.items():
         live = previous.get(pk, {}).get("live")
         if live is None or ev.occurred_at >= live.as_of or live.churn_version_id != churn_mv:
-            rows.append(LiveRisk(customer_id=pk, churn_version_id=churn_mv, probability=p, band=band, p_alive=p_alive,
-                                 clv=clv, as_of=ev.occurred_at, updated_at=timezone.now()))
-    if fast:
-        bulk.upsert_live(rows)
-        return
-    LiveRisk.objects.bulk_create(rows, update_conflicts=True, unique_fields=["customer"],
-                                 update_fields=["churn_version", "probability", "band", "p_alive", "clv", "as_of",
-                                                "updated_at"])
+            rows.append((pk, churn_mv, p, band, p_alive, clv, ev.occurred_at))
+    return rows

@@ -9,7 +9,13 @@ import pandas as pd
 import pytest
 from lifetimes.utils import calibration_and_holdout_data, summary_data_from_transaction_data
 
-from cltv.summary import calibration_and_holdout, purchase_days, summary_from_transactions
+from cltv.summary import (
+    calibration_and_holdout,
+    purchase_days,
+    purchase_days_from_day_totals,
+    summaries_as_of,
+    summary_from_transactions,
+)
 
 from .conftest import CALIBRATION_END, DATASETS, OBSERVATION_END
 
@@ -115,6 +121,56 @@ def test_same_day_purchases_are_one_occasion_and_returns_policy() -> None:
     assert excl.loc["b", "monetary_value"] == 12.0
     days = purchase_days(tx)
     assert days.groupby("customer_id").size().to_dict() == {"a": 2, "b": 2, "c": 1}
+
+
+@pytest.mark.parametrize("unit", ["D", "W"])
+def test_summaries_as_of_equal_summary_from_transactions_pair_by_pair(unit: str) -> None:
+    """Each (customer, end day) pair: exactly the summary of that customer's days up to that end."""
+    rng = np.random.default_rng(7)
+    n_rows = 3_000
+    cust = rng.integers(0, 60, n_rows) * 7 + 3  # sparse ids: some absent
+    day = rng.integers(19_000, 19_400, n_rows)
+    amount = np.round(rng.gamma(2.0, 20.0, n_rows) * np.where(rng.random(n_rows) < 0.15, -1, 1), 2)
+    amount[rng.random(n_rows) < 0.05] = 0.0  # free items
+    tx = pd.DataFrame({"customer_id": cust, "invoiced_at": pd.to_datetime(day, unit="D"), "amount": amount})
+    daily = purchase_days(tx)
+    pairs_customer = np.concatenate([rng.integers(0, 62, 150) * 7 + 3, [-5, 10_000]])  # incl. unknown ids
+    pairs_end = np.concatenate([rng.integers(18_990, 19_420, 150), [19_100, 19_100]])  # incl. before any purchase
+    got = summaries_as_of(daily, pairs_customer, pairs_end, unit=unit)
+    expected_rows = {}
+    for i, (c, end) in enumerate(zip(pairs_customer, pairs_end, strict=True)):
+        one = summary_from_transactions(tx[tx["customer_id"] == c], pd.Timestamp(end, unit="D"), unit=unit)
+        if len(one):
+            expected_rows[i] = one.iloc[0][["frequency", "recency", "T", "monetary_value"]].to_numpy(dtype=float)
+    assert 100 < len(expected_rows) < 152  # most pairs have a summary, some (early ends, unknown ids) do not
+    assert got.index.tolist() == sorted(expected_rows)
+    expected = np.vstack([expected_rows[i] for i in got.index])
+    np.testing.assert_array_equal(got[["frequency", "recency", "T", "monetary_value"]].to_numpy(), expected)
+    assert summaries_as_of(daily.iloc[:0], pairs_customer, pairs_end, unit=unit).empty
+
+
+def test_purchase_days_from_day_totals_equal_purchase_days_exactly() -> None:
+    rng = np.random.default_rng(11)
+    n_rows = 4_000
+    cust = rng.integers(0, 80, n_rows)
+    day = rng.integers(19_000, 19_060, n_rows)
+    amount = np.round(rng.gamma(2.0, 15.0, n_rows), 2) * np.where(rng.random(n_rows) < 0.2, -1, 1)
+    amount[rng.random(n_rows) < 0.05] = 0.0  # free items
+    rows = pd.DataFrame({"customer_id": cust, "invoiced_at": pd.to_datetime(day, unit="D"), "amount": amount})
+    # same-day full cancellations: a purchase and its return on one day
+    cancel = rows[rows["amount"] > 0].head(40).assign(amount=lambda f: -f["amount"])
+    rows = pd.concat([rows, cancel], ignore_index=True)
+    # per customer, day and sign, as cltv.services.transaction_days and the stream's _days_from give them
+    totals = (rows.assign(negative=rows["amount"] < 0)
+              .groupby(["customer_id", "invoiced_at", "negative"], sort=False)["amount"].sum()
+              .reset_index()[["customer_id", "invoiced_at", "amount"]])
+    expected = purchase_days(totals)
+    got = purchase_days_from_day_totals(totals)
+    assert 1_000 < len(got) < len(totals)
+    pd.testing.assert_frame_equal(got, expected.astype({"customer_id": "int64"}), check_exact=True)
+    assert purchase_days_from_day_totals(totals.iloc[:0]).empty
+    with pytest.raises(ValueError, match="one row per customer, day and sign"):
+        purchase_days_from_day_totals(pd.concat([totals, totals.head(1)]))
 
 
 def test_weeks_are_continuous_and_timezones_are_accepted() -> None:

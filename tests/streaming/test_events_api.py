@@ -103,6 +103,16 @@ def test_non_finite_json_numbers_are_rejected(api_client, stream):
     assert entries(stream) == []
 
 
+def test_an_event_whose_total_overflows_the_amount_column_is_rejected(api_client, stream):
+    # each line is within its limits, the event's total (10**10) is not: numeric(14, 4) holds less
+    body = event("crm-x", "10001", quantity=10_000, price="1000000")
+    response = post(api_client, body)
+    assert response.status_code == 400 and "total" in response.json()["lines"][0], response.json()
+    body["lines"][0]["unit_price"] = "999999.9999"  # just below: accepted
+    assert post(api_client, body).status_code == 202
+    assert len(entries(stream)) == 1
+
+
 def test_batch_limits_and_repeated_ids(api_client, stream):
     too_many = [event(f"e-{i}", "10001") for i in range(1001)]
     assert post(api_client, too_many).status_code == 400

@@ -10,7 +10,10 @@ import pytest
 
 from churn.models import ChurnScore
 from churn.pipeline import ChurnModelBundle
-from churn.services import features_for_customers
+from churn.services import features_for_customers, load_customers
+from cltv.pipeline import score_frame
+from cltv.summary import summary_from_transactions
+from rfm_portal.customers.features import build_features
 from rfm_portal.customers.models import Customer, Transaction
 from rfm_portal.mlops.services import load_active
 from streaming import services
@@ -77,6 +80,17 @@ def test_a_new_customer_is_created_and_scored_without_an_old_risk(live_db):
     assert change.old_probability is None and not change.is_alert and 0 <= change.new_probability <= 1
 
 
+def test_a_customer_id_as_a_spreadsheet_writes_it_is_the_importers_customer(live_db):
+    """"88888.0" is customer 88888, as a CSV import reads it: one customer, scored, whichever way it came."""
+    result = services.apply_events([parse_event(event("d-1", "88888.0", when=WHEN)),
+                                    parse_event(event("d-2", "88888", when=WHEN + timedelta(days=2)))])
+    assert result.applied == ["d-1", "d-2"]
+    customer = Customer.objects.get(external_id="88888")
+    assert not Customer.objects.filter(external_id="88888.0").exists()
+    assert RiskChange.objects.filter(customer=customer).count() == 2
+    assert Transaction.objects.filter(customer=customer, import_job__isnull=True).count() == 2
+
+
 def test_an_alert_is_a_crossing_into_high_or_a_sharp_rise(settings):
     settings.STREAM = {**settings.STREAM, "SHARP_RISE": 0.15}
     assert services.classify(0.5, "medium", 0.62, "high") == "crossed into high risk"
@@ -100,7 +114,7 @@ def test_per_event_features_equal_building_them_one_event_at_a_time(live_db):
     ids = live_db.high_risk[4:7]
     events = [parse_event(event(f"s-{i}", cid, when=WHEN + timedelta(days=9 * i, hours=i))) for i, cid in
               enumerate(ids)]
-    customer_ids = services._write_transactions(events)
+    customer_ids, _ = services._write_transactions(events)
     pks = [customer_ids[c] for c in ids]
     batch = services._per_event_features(events, pks)
     for k, (ev, pk) in enumerate(zip(events, pks, strict=True)):
@@ -108,6 +122,62 @@ def test_per_event_features_equal_building_them_one_event_at_a_time(live_db):
         np.testing.assert_allclose(batch.loc[k, list(alone.columns.drop("country"))].to_numpy(dtype=float),
                                    alone.iloc[0][list(alone.columns.drop("country"))].to_numpy(dtype=float),
                                    rtol=1e-9, atol=1e-6)
+
+
+def _features_by_merges(events, pks, tx):
+    """The previous implementation of ``services._per_event_features`` (pandas merges), as the reference."""
+    customers = load_customers(pks)
+    cutoffs = pd.to_datetime([ev.occurred_at for ev in events], utc=True) + services.AFTER_EVENT
+    common = cutoffs.max()
+    ev_frame = pd.DataFrame({"customer_id": np.asarray(pks, dtype=np.int64), "key": np.arange(len(events)),
+                             "shift": (common - cutoffs).to_numpy(), "cutoff": cutoffs})
+    tx = tx.assign(customer_id=tx["customer_id"].astype(np.int64), invoice=tx["invoice"].astype(object),
+                   category=tx["category"].astype(object))
+    rows = tx.merge(ev_frame, on="customer_id", how="inner")
+    rows = rows[rows["invoiced_at"] < rows["cutoff"]]
+    rows = rows.assign(invoiced_at=rows["invoiced_at"] + rows["shift"], customer_id=rows["key"])
+    cust = customers.merge(ev_frame, on="customer_id", how="inner")
+    cust = cust.assign(first_seen=cust["first_seen"] + cust["shift"], customer_id=cust["key"])
+    return build_features(rows[["customer_id", "invoice", "invoiced_at", "amount", "is_return", "category"]],
+                          common, cust[["customer_id", "country", "first_seen"]])
+
+
+def _cltv_by_merges(bundle, events, pks, days):
+    """The previous implementation of ``services._per_event_cltv`` (shifted days, score_frame), as the reference."""
+    end_days = pd.to_datetime([ev.occurred_at.date() for ev in events])
+    common = end_days.max()
+    ev_frame = pd.DataFrame({"customer_id": np.asarray(pks, dtype=np.int64), "key": np.arange(len(events)),
+                             "shift": (common - end_days).to_numpy(), "end": end_days})
+    rows = days.assign(customer_id=days["customer_id"].astype(np.int64)).merge(ev_frame, on="customer_id")
+    rows = rows[rows["invoiced_at"] <= rows["end"]]
+    rows = rows.assign(invoiced_at=rows["invoiced_at"] + rows["shift"], customer_id=rows["key"])
+    summary = summary_from_transactions(rows[["customer_id", "invoiced_at", "amount"]], common, unit=bundle.unit)
+    return score_frame(bundle, summary[["frequency", "recency", "T", "monetary_value"]],
+                       with_uncertainty=False)[["p_alive", "clv"]]
+
+
+def test_per_event_features_and_cltv_equal_the_previous_pandas_implementation_exactly(live_db):
+    """The numpy selection of each event's history gives bit for bit what the pandas merges gave."""
+    a, b, c = live_db.high_risk[7:10]
+    specs = [(a, "purchase", WHEN), (b, "purchase", WHEN + timedelta(days=3)), (a, "return", WHEN + timedelta(days=20)),
+             (c, "purchase", WHEN - timedelta(days=200, hours=5)), (a, "purchase", WHEN + timedelta(days=20, hours=1)),
+             (b, "purchase", WHEN + timedelta(days=3)), ("NEW-x", "purchase", WHEN + timedelta(days=1))]
+    events = [parse_event(event(f"x-{i}", cid, kind=kind, when=when, quantity=i + 1))
+              for i, (cid, kind, when) in enumerate(specs)]
+    customer_ids, _ = services._write_transactions(events)
+    pks = [customer_ids[cid] for cid, _, _ in specs]
+    history = services._history(pks)
+    got = services._per_event_features(events, pks, history)
+    expected = _features_by_merges(events, pks, history)
+    assert len(got) == len(events)
+    pd.testing.assert_frame_equal(got, expected, check_exact=True, check_index_type=False)
+    bundle = load_active("cltv")
+    days = services._days_from(history)
+    got = services._per_event_cltv(bundle, events, pks, days)
+    expected = _cltv_by_merges(bundle, events, pks, days)
+    assert len(got) == len(events)
+    np.testing.assert_array_equal(got.index.to_numpy(), expected.index.to_numpy())
+    np.testing.assert_array_equal(got.to_numpy(dtype=float), expected.to_numpy(dtype=float))
 
 
 def test_one_history_read_gives_the_same_features_and_days_as_the_loaders(live_db):
