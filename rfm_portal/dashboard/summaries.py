@@ -64,6 +64,7 @@ SPECS: dict[str, SummarySpec] = {spec.name: spec for spec in (
                 counters=COUNTERS, row_ids=True, stream_max_age=True),
     SummarySpec("churn.overview", "churn.views.compute_overview", kinds=("churn",)),
     SummarySpec("cltv.overview", "cltv.views.compute_overview", kinds=("cltv",)),
+    SummarySpec("uplift.overview", "uplift.views.compute_overview", kinds=("uplift",)),
     # The choice lists of filter forms (customer table, churn lists, lookalike builder, campaign form): a DISTINCT
     # over every customer or score per view otherwise.
     SummarySpec("customers.countries", "rfm_portal.customers.selectors.compute_countries",
