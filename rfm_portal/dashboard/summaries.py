@@ -75,6 +75,9 @@ SPECS: dict[str, SummarySpec] = {spec.name: spec for spec in (
     SummarySpec("customers.table_counts", "rfm_portal.customers.table.compute_counts",
                 kinds=("segmentation", "cltv", "churn", "uplift"), counters=COUNTERS, row_ids=True,
                 stream_max_age=True),
+    SummarySpec("churn.list_counts", "churn.selectors.compute_list_counts",
+                kinds=("segmentation", "cltv", "churn", "uplift"), counters=COUNTERS, row_ids=True,
+                stream_max_age=True),
 )}
 
 

@@ -194,3 +194,17 @@ def test_unfiltered_counts_are_stored_and_follow_the_totals_they_count(cast):
     # totals rebuilt on their own (e.g. stream events once stale): the counts are recounted against them
     summaries.refresh("customer_totals")
     assert table_counts()["totals_at"] == PageSummary.objects.get(name="customer_totals").computed_at.isoformat()
+
+
+def test_churn_list_counts_are_stored_and_follow_the_threshold(cast, settings):
+    from rfm_portal.dashboard.models import PageSummary
+
+    settings.CHURN_WINBACK_P_ALIVE = 0.2
+    rows = churn_selectors.action_rows(churn_selectors.AtRiskFilters(), churn_selectors.WIN_BACK, "-clv_p50")
+    assert rows.part_counts == [3, 0]  # c05, c09, c03: all with a CLV
+    stored = PageSummary.objects.get(name="churn.list_counts").payload
+    assert stored["at-risk"]["rows"] == 4 and stored["at-risk"]["value_at_risk"] == 2
+    settings.CHURN_WINBACK_P_ALIVE = 0.65  # now c02 (0.60) is gone too
+    rows = churn_selectors.action_rows(churn_selectors.AtRiskFilters(), churn_selectors.WIN_BACK, "-clv_p50")
+    assert rows.part_counts == [4, 0]
+    assert paged(rows, 3) == ids(churn_selectors.action_list(churn_selectors.AtRiskFilters(), "win-back", "-clv_p50"))
