@@ -348,8 +348,9 @@ def main() -> None:
         print(f"\n{len(results)} pages, median of {args.repeat}; budget {BUDGET_MS:.0f} ms and "
               f"{BUDGET_BYTES / 1000:.0f} KB; over budget: {len(over)}"
               + "".join(f"\n  {r['name']}: {r['ms']:.0f} ms, {r['bytes'] / 1000:.0f} KB" for r in over))
-        print(f"slowest: {max(results, key=lambda r: r['ms'])['name']}  "
-              f"largest: {max(results, key=lambda r: r['bytes'])['name']}")
+        if results:
+            print(f"slowest: {max(results, key=lambda r: r['ms'])['name']}  "
+                  f"largest: {max(results, key=lambda r: r['bytes'])['name']}")
         print(f"load average after measuring {loadavg()}")
     finally:
         from django.db import connections

@@ -171,10 +171,47 @@ def action_rows(filters: AtRiskFilters, view: str = AT_RISK, order: str = "") ->
     from rfm_portal.customers.table import TableRows, valued_first
 
     order = action_order(view, order)
+    key = order.lstrip("-")
     qs = _action_customers(filters, view)
-    if order.lstrip("-") == "value_at_risk":  # a product of two models' scores: no index to walk, so no split
-        return TableRows([action_list(filters, view, order)], qs)
-    return TableRows(valued_first(qs, order, then=(F("churn_risk").desc(), "external_id")), qs)
+    counts = list_counts()[view] if filters == AtRiskFilters() else None
+    if key == "value_at_risk":  # a product of two models' scores: no index to walk, so no split
+        return TableRows([action_list(filters, view, order)], qs, counts=[counts["rows"]] if counts else None)
+    return TableRows(valued_first(qs, order, then=(F("churn_risk").desc(), "external_id")), qs,
+                     counts=[counts[key], counts["rows"] - counts[key]] if counts else None)
+
+
+def compute_list_counts(versions: dict) -> dict:
+    """Per list (at-risk, win-back) without filters: its customers, and those with a value per sort column (one
+    ``COUNT(column)`` pass each). Stored as the page summary ``churn.list_counts`` with the win-back threshold
+    and the time of the stored customer totals the lists join (``list_counts`` recounts when either changed)."""
+    from django.db.models import Count
+
+    from rfm_portal.customers.table import without_jit
+    from rfm_portal.dashboard.models import PageSummary
+
+    out: dict = {}
+    with without_jit():
+        for view, orders in ORDERS.items():
+            keys = [order.lstrip("-") for order in orders]
+            counts = _action_customers(AtRiskFilters(), view).aggregate(
+                rows=Count("pk"), **{f"valued_{key}": Count(key) for key in keys})
+            out[view] = {"rows": counts["rows"], **{key: counts[f"valued_{key}"] for key in keys}}
+    totals = PageSummary.objects.filter(name="customer_totals").values_list("computed_at", flat=True).first()
+    return {**out, "threshold": winback_threshold(), "totals_at": totals.isoformat() if totals else None}
+
+
+def list_counts() -> dict:
+    """The stored counts of the unfiltered lists, recounted if the totals or the win-back threshold changed."""
+    from rfm_portal.dashboard import summaries
+    from rfm_portal.dashboard.models import PageSummary
+
+    summaries.ensure_customer_totals()
+    totals = PageSummary.objects.filter(name="customer_totals").values_list("computed_at", flat=True).first()
+    counts = summaries.get("churn.list_counts")
+    if (totals is None or counts.get("totals_at") != totals.isoformat()
+            or counts.get("threshold") != winback_threshold()):
+        counts = summaries.refresh("churn.list_counts")
+    return counts
 
 
 def scores_for(mv: ModelVersion, customers: list[Customer]) -> dict[int, ChurnScore]:

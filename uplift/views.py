@@ -17,6 +17,7 @@ from django.views.decorators.http import require_POST
 
 from rfm_portal.accounts.permissions import admin_required, is_portal_admin
 from rfm_portal.customers.models import Customer
+from rfm_portal.dashboard import summaries
 from rfm_portal.mlops.progress import submit_job
 from rfm_portal.mlops.services import load_active
 from uplift import charts, selectors, services
@@ -53,6 +54,55 @@ def _profit_inputs(request: HttpRequest, mv: Any) -> tuple[ProfitForm, ProfitInp
     return form, form.inputs(default)
 
 
+def _recommended(mv: Any, inputs: ProfitInputs) -> dict[str, Any] | None:
+    """Customers worth contacting under ``inputs`` (expected profit > 0, sleeping dogs never), over every score."""
+    rows = list(selectors.score_values(mv))
+    if not rows:
+        return None
+    arr = np.array([r[:5] for r in rows], dtype=float)
+    profit = expected_profit(arr[:, 4], arr[:, 0], arr[:, 3], inputs)
+    dogs = np.array([r[5] == "sleeping_dog" for r in rows])
+    contact = (profit > 0) & ~dogs
+    return {"n": int(contact.sum()), "share": float(contact.mean()), "profit": float(profit[contact].sum())}
+
+
+def _targeting(model: UpliftModel | None, mv: Any, inputs: ProfitInputs) -> dict[str, Any]:
+    """The profit-targeting curves and the recommendation under ``inputs`` (empty without a readable model)."""
+    if model is None:
+        return {}
+    out: dict[str, Any] = {}
+    targeting = services.profit_targeting(model, inputs, mv.metrics.get("scored_customers", 0))
+    if targeting:
+        out.update(targeting=targeting, profit_figure=charts.profit_figure(targeting))
+    recommended = _recommended(mv, inputs)
+    if recommended:
+        out["recommended"] = recommended
+    return out
+
+
+def _default_inputs(mv: Any) -> ProfitInputs:
+    return ProfitInputs(**mv.metrics.get("profit_defaults", {}))
+
+
+def compute_overview(versions: dict[str, Any]) -> dict[str, Any]:
+    """The overview's figures and group totals, and the targeting under the version's default profit inputs,
+    stored per uplift version (``dashboard.summaries``): building the Plotly figures and reading every score
+    took ~1 s per view at 100k customers."""
+    mv = versions.get(services.KIND)
+    if mv is None:
+        return {}
+    m = mv.metrics
+    ev = m.get("evaluation", {})
+    summary = selectors.group_summary(mv)
+    return {
+        "qini_figure": charts.qini_figure(ev), "uplift_figure": charts.uplift_curve_figure(ev),
+        "deciles_figure": charts.deciles_figure(ev[m["learner"]]["deciles"], m["learner"]),
+        "balance_figure": charts.balance_figure(m["checks"]["balance"]),
+        "groups": summary, "groups_figure": charts.groups_figure(summary),
+        "default_targeting": _targeting(_active_model(), mv, _default_inputs(mv)),
+    }
+
+
 def overview(request: HttpRequest) -> HttpResponse:
     context = _base_context(request, "overview")
     mv = context["mv"]
@@ -62,8 +112,7 @@ def overview(request: HttpRequest) -> HttpResponse:
         ev = m.get("evaluation", {})
         learners = [k for k in ("causal_forest", "t_learner") if k in ev]
         form, inputs = _profit_inputs(request, mv)
-        model = _active_model()
-        summary = selectors.group_summary(mv)
+        stored = summaries.get("uplift.overview", {services.KIND: mv})
         context.update({
             "m": m, "checks": m["checks"], "campaign": m["campaign"], "challenger": selectors.challenger_for(mv),
             "learner_label": LEARNER_LABELS.get(m["learner"], m["learner"]),
@@ -72,27 +121,14 @@ def overview(request: HttpRequest) -> HttpResponse:
                  "auuc": ev[k]["auuc"], "at10": ev[k]["uplift_at"]["10"], "at20": ev[k]["uplift_at"]["20"],
                  "at30": ev[k]["uplift_at"]["30"], "learner": k in learners}
                 for k in (*learners, "most_likely_buyers", "highest_churn_risk", "random") if k in ev],
-            "qini_figure": charts.qini_figure(ev), "uplift_figure": charts.uplift_curve_figure(ev),
-            "deciles_figure": charts.deciles_figure(ev[m["learner"]]["deciles"], m["learner"]),
             "deciles": ev[m["learner"]]["deciles"],
-            "balance_figure": charts.balance_figure(m["checks"]["balance"]),
             "unbalanced": [b for b in m["checks"]["balance"] if not b["balanced"]],
-            "groups": summary, "groups_figure": charts.groups_figure(summary),
-            "profit_form": form, "inputs": inputs, "model": model,
+            "profit_form": form, "inputs": inputs,
+            **{key: value for key, value in stored.items() if key != "default_targeting"},
         })
-        if model is not None:
-            targeting = services.profit_targeting(model, inputs, m.get("scored_customers", 0))
-            if targeting:
-                context["targeting"] = targeting
-                context["profit_figure"] = charts.profit_figure(targeting)
-            rows = list(selectors.score_values(mv))
-            if rows:
-                arr = np.array([r[:5] for r in rows], dtype=float)
-                profit = expected_profit(arr[:, 4], arr[:, 0], arr[:, 3], inputs)
-                dogs = np.array([r[5] == "sleeping_dog" for r in rows])
-                contact = (profit > 0) & ~dogs
-                context["recommended"] = {"n": int(contact.sum()), "share": float(contact.mean()),
-                                          "profit": float(profit[contact].sum())}
+        # the stored targeting is for the version's default inputs; other inputs (the form) are computed now
+        context.update(stored.get("default_targeting", {}) if inputs == _default_inputs(mv)
+                       else _targeting(_active_model(), mv, inputs))
     return render(request, "uplift/overview.html", context)
 
 

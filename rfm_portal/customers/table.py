@@ -246,9 +246,12 @@ class TableRows:
     order. Counts are read once per request.
     """
 
-    def __init__(self, parts: Sequence[QuerySet[Customer]], rows: QuerySet[Customer]) -> None:
+    def __init__(self, parts: Sequence[QuerySet[Customer]], rows: QuerySet[Customer],
+                 counts: Sequence[int] | None = None) -> None:
         self.parts = list(parts)
         self.rows = rows.order_by()
+        if counts is not None:  # known (stored) counts of the parts
+            self.part_counts = list(counts)
 
     @cached_property
     def part_counts(self) -> list[int]:
@@ -289,12 +292,48 @@ def valued_first(qs: QuerySet[Customer], order: str, then: Sequence[Any] = ("ext
 
 
 def customer_table_rows(spec: dict[str, Any], order: str = "") -> TableRows:
-    """The rows of ``customer_table(spec, order)``, in the same order, for paging (see ``valued_first``)."""
+    """The rows of ``customer_table(spec, order)``, in the same order, for paging (see ``valued_first``).
+    Without filters the counts are the stored ones (``table_counts``)."""
     order = table_order(order)
+    key = order.lstrip("-")
     qs = _annotated(spec)
-    if order.lstrip("-") in _NEVER_EMPTY:
-        return TableRows([_sorted(qs, order)], qs)
-    return TableRows(valued_first(qs, order), qs)
+    counts = table_counts() if not spec else None
+    if key in _NEVER_EMPTY:
+        return TableRows([_sorted(qs, order)], qs, counts=[counts["customers"]] if counts else None)
+    return TableRows(valued_first(qs, order), qs,
+                     counts=[counts[key], counts["customers"] - counts[key]] if counts else None)
+
+
+def compute_counts(versions: dict[str, Any]) -> dict[str, Any]:
+    """Customers in the unfiltered table, and per sortable column those with a value in it: one pass over the
+    joined table (``COUNT(column)`` counts the non-null values). Stored as the page summary
+    ``customers.table_counts``, with the time of the stored totals it counted (see ``table_counts``)."""
+    from django.db.models import Count
+
+    from rfm_portal.dashboard.models import PageSummary
+
+    keys = [column.key for column in table_columns() if column.sortable]
+    with without_jit():
+        counts = _annotated({}).order_by().aggregate(customers=Count("pk"),
+                                                     **{f"valued_{key}": Count(key) for key in keys})
+    counts = {"customers": counts["customers"], **{key: counts[f"valued_{key}"] for key in keys}}
+    totals = PageSummary.objects.filter(name="customer_totals").values_list("computed_at", flat=True).first()
+    return {**counts, "totals_at": totals.isoformat() if totals else None}
+
+
+def table_counts() -> dict[str, Any]:
+    """The stored counts of the unfiltered table, counted against the stored totals the table joins now (the
+    totals may be rebuilt on their own, e.g. after stream events: the counts are then recounted, so the pages
+    split exactly where the rows change from valued to not)."""
+    from rfm_portal.dashboard import summaries
+    from rfm_portal.dashboard.models import PageSummary
+
+    summaries.ensure_customer_totals()
+    totals = PageSummary.objects.filter(name="customer_totals").values_list("computed_at", flat=True).first()
+    counts = summaries.get("customers.table_counts")
+    if totals is None or counts.get("totals_at") != totals.isoformat():
+        counts = summaries.refresh("customers.table_counts")
+    return counts
 
 
 @contextmanager

@@ -174,3 +174,37 @@ def test_at_risk_ranks_by_value_at_risk_then_risk(cast):
     win_back = churn_selectors.action_rows(churn_selectors.AtRiskFilters(), churn_selectors.WIN_BACK)
     # P(alive) below 0.2, by past revenue: c05 4 × 49, c09 77, c03 2 × 35
     assert paged(win_back, 1) == ["c05", "c09", "c03"]
+
+
+def test_unfiltered_counts_are_stored_and_follow_the_totals_they_count(cast):
+    from rfm_portal.customers.table import table_counts
+    from rfm_portal.dashboard import summaries
+    from rfm_portal.dashboard.models import PageSummary
+
+    rows = customer_table_rows({}, "-clv_p50")
+    assert rows.part_counts == [6, 4]
+    stored = PageSummary.objects.get(name="customers.table_counts").payload
+    assert (stored["customers"], stored["clv_p50"], stored["churn_risk"], stored["revenue"]) == (10, 6, 7, 7)
+    for order in sort_keys():  # the stored counts split every order where the one-query table does
+        assert paged(customer_table_rows({}, order), 3) == ids(customer_table({}, order)), order
+    # a new customer (any path): the data key changes, totals and counts are rebuilt, and the new one is paged
+    Customer.objects.create(external_id="c11", country="Spain")
+    assert customer_table_rows({}, "").part_counts == [6, 5]
+    assert paged(customer_table_rows({}, ""), 4)[-1] == "c11"
+    # totals rebuilt on their own (e.g. stream events once stale): the counts are recounted against them
+    summaries.refresh("customer_totals")
+    assert table_counts()["totals_at"] == PageSummary.objects.get(name="customer_totals").computed_at.isoformat()
+
+
+def test_churn_list_counts_are_stored_and_follow_the_threshold(cast, settings):
+    from rfm_portal.dashboard.models import PageSummary
+
+    settings.CHURN_WINBACK_P_ALIVE = 0.2
+    rows = churn_selectors.action_rows(churn_selectors.AtRiskFilters(), churn_selectors.WIN_BACK, "-clv_p50")
+    assert rows.part_counts == [3, 0]  # c05, c09, c03: all with a CLV
+    stored = PageSummary.objects.get(name="churn.list_counts").payload
+    assert stored["at-risk"]["rows"] == 4 and stored["at-risk"]["value_at_risk"] == 2
+    settings.CHURN_WINBACK_P_ALIVE = 0.65  # now c02 (0.60) is gone too
+    rows = churn_selectors.action_rows(churn_selectors.AtRiskFilters(), churn_selectors.WIN_BACK, "-clv_p50")
+    assert rows.part_counts == [4, 0]
+    assert paged(rows, 3) == ids(churn_selectors.action_list(churn_selectors.AtRiskFilters(), "win-back", "-clv_p50"))
