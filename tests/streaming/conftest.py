@@ -1,7 +1,8 @@
-"""Generated customers, CLTV and churn models trained once per module, committed; a fresh stream per test.
+"""Generated customers, CLTV and churn models trained once for the package, committed; a fresh stream per test.
 
 The data is committed (not wrapped in a test transaction) because consumers run in other
-processes in some tests and must see it; everything a test streams in is deleted afterwards.
+processes in some tests and must see it; everything a test streams in is deleted afterwards
+(``live_db``), so every module starts from the same data. No test here trains or promotes a model.
 """
 
 from __future__ import annotations
@@ -91,7 +92,7 @@ def test_database(django_db_setup, django_db_blocker, django_db_keepdb) -> Itera
             teardown_databases(config, verbosity=0)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def trained(test_database, django_db_blocker, tmp_path_factory) -> Iterator[Trained]:
     root = tmp_path_factory.mktemp("stream_artifacts")
     previous_root = django_settings.ARTIFACT_ROOT

@@ -46,8 +46,10 @@ def test_sigkill_mid_batch_then_restart_applies_every_event_exactly_once(live_db
     sim = Simulator(history, clock_start, seed=3, return_rate=0.15, new_share=0.05)
     events = sim.events(N_EVENTS)
     stream.add([encode(ev) for ev in events])
+    # A killed consumer stays a member until MEMBER_TTL_MS passes without its heartbeat (10 s by default): the
+    # consumer of step 3 stands by until then. A short TTL (with a faster heartbeat) takes it over sooner.
     env = stream_env(settings.STREAM, live_db.artifact_root, STREAM_BATCH="20", STREAM_CLAIM_IDLE_MS="500",
-                     STREAM_CLAIM_EVERY_S="0.2")
+                     STREAM_CLAIM_EVERY_S="0.2", STREAM_HEARTBEAT_S="0.2", STREAM_MEMBER_TTL_MS="1500")
     procs = []
     try:
         # 1. killed while a batch is written but not committed
