@@ -389,7 +389,7 @@ STREAM = {
     "CLAIM_EVERY_S": float(os.environ.get("STREAM_CLAIM_EVERY_S", 5.0)),
     "MAX_ATTEMPTS": 3,  # failures before an event goes to the dead-letter stream
     "TRIM_EVERY_S": 10.0,
-    "FEED_TICK_S": float(os.environ.get("STREAM_FEED_TICK_S", 0.05)),  # feed messages batched per tick (≤ 20 a second per consumer)
+    "FEED_TICK_S": float(os.environ.get("STREAM_FEED_TICK_S", 0.05)),  # feed batched per tick (≤ 20 msgs/s)
     "FEED_MAX_ITEMS": int(os.environ.get("STREAM_FEED_MAX_ITEMS", 100)),  # per message; the rest are counted
     "SHARP_RISE": float(os.environ.get("STREAM_SHARP_RISE", 0.15)),  # probability points that make an alert
     "EMBEDDED_RATE": float(os.environ.get("STREAM_EMBEDDED_RATE", 1.0)),  # events/s simulated by `make run`
