@@ -3,11 +3,14 @@
 Run as `make run` runs it: a subprocess with DEBUG=1 and neither DATABASE_URL nor REDIS_URL, so the
 embedded SQLite database and the memory broker. The rest of the suite is on PostgreSQL: a reader that
 only PostgreSQL can run (COPY) passes there and breaks `make run`; this test is where it fails.
-The services setup_demo calls (import, every trainer) are tested on PostgreSQL in their own apps.
+The services setup_demo calls (import, every trainer) are tested on PostgreSQL in their own apps. Then the
+portal's pages are opened on that database as the demo admin, as `make run`'s `serve` would answer them: a page
+that reads through PostgreSQL-only SQL fails here too.
 """
 
 import json
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -27,18 +30,47 @@ KINDS = ("segmentation", "cltv", "churn", "uplift", "embeddings")
 CUSTOMERS = 600
 
 
-def setup_demo(var_dir: Path, *args: str) -> str:
-    """`manage.py setup_demo` as `make run` runs it; returns what it printed."""
-    env = {
+# Every page of the navigation, then the pages one click further that read the most (customer-360, churn lists,
+# the campaign form, the lookalike builder): status and size of each are printed, one per line.
+PAGE_WALK = """
+import re
+from django.test import Client
+from rfm_portal.accounts.models import User
+client = Client(HTTP_HOST="localhost")
+client.force_login(User.objects.get(username="admin"))
+home = client.get("/")
+paths = sorted(set(re.findall(r'href="(/[^"#?]*)"', home.content.decode())) - {"/accounts/logout/"})
+customers = client.get("/customers/").content.decode()
+paths += sorted(set(re.findall(r'href="(/customers/[0-9]+/)"', customers)))[:2]
+paths += ["/churn/customers/", "/churn/win-back/", "/campaigns/new/", "/lookalikes/builder/"]
+for path in paths:
+    if path.startswith("/static/"):
+        continue
+    response = client.get(path)
+    print(response.status_code, len(response.content), path)
+"""
+
+
+def _env(var_dir: Path) -> dict[str, str]:
+    return {
         "PATH": os.environ.get("PATH", ""), "HOME": str(var_dir), "DEBUG": "1", "RFM_VAR_DIR": str(var_dir),
         # keep the suite fast: fewer epochs, PCA instead of t-SNE for the 2-D map (same training code path)
         "EMBEDDINGS_EPOCHS": "3", "EMBEDDINGS_MAP_METHOD": "pca",
     }
-    result = subprocess.run([sys.executable, "manage.py", "setup_demo", *args], cwd=ROOT, env=env,
+
+
+def manage(var_dir: Path, *args: str) -> str:
+    """A management command as `make run` runs it; returns what it printed."""
+    result = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=_env(var_dir),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stderr, result.stderr
     return result.stdout
+
+
+def setup_demo(var_dir: Path, *args: str) -> str:
+    """`manage.py setup_demo` as `make run` runs it; returns what it printed."""
+    return manage(var_dir, "setup_demo", *args)
 
 
 def table(model) -> str:
@@ -78,3 +110,14 @@ def test_setup_demo_on_the_embedded_sqlite_loads_data_trains_every_model_and_pri
     with closing(sqlite3.connect(database)) as db:
         assert db.execute(f"SELECT count(*) FROM {table(Transaction)}").fetchone()[0] == lines
         assert db.execute(f"SELECT count(*) FROM {table(ModelVersion)} WHERE version != 1").fetchone()[0] == 0
+
+    # the pages `make run` then serves, on the same SQLite database
+    walked = manage(tmp_path, "shell", "--no-imports", "-c", PAGE_WALK)
+    pages = [line.split(" ", 2) for line in walked.splitlines() if re.match(r"\d{3} \d+ /", line)]
+    paths = {path for _status, _size, path in pages}
+    assert {"/customers/", "/churn/", "/cltv/", "/segments/", "/uplift/", "/lookalikes/", "/campaigns/",
+            "/live/", "/models/"} <= paths, paths
+    assert sum(path.startswith("/customers/") and path[11:-1].isdigit() for path in paths) == 2  # customer-360
+    failed = [(status, path) for status, _size, path in pages if status != "200"]
+    assert not failed, failed
+    assert all(int(size) > 1000 for _status, size, _path in pages), pages
